@@ -1,0 +1,244 @@
+// Package store is the SQL store for SQLite (embedded default) and PostgreSQL. The
+// same SQL text runs on both; the few fragments that differ live in dialect.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/heldsway/heldsway/internal/heldsway"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Dialect names the engine and holds the few SQL fragments that differ.
+type Dialect struct {
+	Name string // "sqlite" or "postgres"
+}
+
+// IsPostgres reports whether the store runs on PostgreSQL.
+func (d Dialect) IsPostgres() bool { return d.Name == "postgres" }
+
+// Store is the SQL store. Writes go through w; reads through r. On SQLite w is a
+// single connection (SQLite has one writer; queueing in Go beats SQLITE_BUSY
+// retries) and r a pool of read-only connections; on PostgreSQL both are one pool.
+type Store struct {
+	Dialect Dialect
+	w       *sql.DB
+	r       *sql.DB
+	// Now is the store's clock, injected so tests control time.
+	Now func() time.Time
+}
+
+// IsPostgresURL reports whether dsn names a PostgreSQL database rather than a
+// SQLite file.
+func IsPostgresURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open opens the database named by dsn (a postgres:// URL or a SQLite file path)
+// and runs the embedded migrations.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	s, err := open(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func open(dsn string) (*Store, error) {
+	s := &Store{Now: func() time.Time { return time.Now().UTC() }}
+	if IsPostgresURL(dsn) {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(32)
+		db.SetMaxIdleConns(32)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		s.Dialect, s.w, s.r = Dialect{Name: "postgres"}, db, db
+		return s, nil
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "file:")
+	if path == "" {
+		return nil, errors.New("open sqlite: empty database path")
+	}
+	// busy_timeout covers the reader pool and other processes; synchronous=NORMAL
+	// in WAL mode is durable against process crashes and only risks the last
+	// commits on power loss, the usual trade for an embedded server.
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
+	w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	r, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	r.SetConnMaxIdleTime(0)
+	r.SetConnMaxLifetime(0)
+	s.Dialect, s.w, s.r = Dialect{Name: "sqlite"}, w, r
+	return s, nil
+}
+
+// Migrate applies the embedded migrations of the store's dialect.
+func (s *Store) Migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations/"+s.Dialect.Name)
+	if err != nil {
+		return err
+	}
+	dialect := goose.DialectSQLite3
+	var opts []goose.ProviderOption
+	if s.Dialect.IsPostgres() {
+		dialect = goose.DialectPostgres
+		// A table lock rather than an advisory lock: several nodes may start at
+		// once, and advisory locks are not available on every distributed engine.
+		locker, err := lock.NewPostgresTableLocker()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, goose.WithLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, s.w, sub, opts...)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", unavailable(err))
+	}
+	return nil
+}
+
+// Close closes the database handles.
+func (s *Store) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// Ping checks the database can be reached; EUNAVAILABLE if not.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return unavailable(err)
+	}
+	var one int
+	if err := s.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// DB exposes the writer handle for tests and tools that need raw SQL.
+func (s *Store) DB() *sql.DB { return s.w }
+
+// tx runs fn in a write transaction, committing if fn returns nil.
+func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return unavailable(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// unavailable turns a lost or refused database connection into EUNAVAILABLE, so
+// clients get a 503 they may retry instead of a 500. Other errors pass through.
+func unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	var he *heldsway.Error
+	if errors.As(err, &he) {
+		return err
+	}
+	var netErr *net.OpError
+	var connErr *pgconn.ConnectError
+	var se *sqlite.Error
+	switch {
+	case errors.Is(err, driver.ErrBadConn), errors.As(err, &netErr), errors.As(err, &connErr),
+		pgconn.SafeToRetry(err), errors.Is(err, context.DeadlineExceeded):
+	case errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_CANTOPEN):
+	default:
+		return err
+	}
+	return &heldsway.Error{Code: heldsway.EUNAVAILABLE, Message: "The service is temporarily unavailable. Please retry.", Err: err}
+}
+
+// isUniqueViolation reports whether err is a unique-constraint violation on
+// either engine.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// Timestamps are stored as microseconds since the epoch (see the migrations).
+
+func ts(t time.Time) int64 { return t.UnixMicro() }
+
+func fromTS(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func nullTS(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
+}
+
+func fromNullTS(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromTS(v.Int64)
+	return &t
+}
+
+func joinList(l []string) string { return strings.Join(l, " ") }
+
+func splitList(s string) []string {
+	if s == "" {
+		return []string{}
+	}
+	return strings.Fields(s)
+}
