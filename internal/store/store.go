@@ -9,6 +9,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"strings"
@@ -192,6 +193,10 @@ func unavailable(err error) error {
 	switch {
 	case errors.Is(err, driver.ErrBadConn), errors.As(err, &netErr), errors.As(err, &connErr),
 		pgconn.SafeToRetry(err), errors.Is(err, context.DeadlineExceeded):
+	// A pooled connection whose peer went away fails its next read with EOF (pgx
+	// returns the bare io error and closes the connection): an outage too.
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.Is(err, pgconn.ErrConnClosed),
+		errors.Is(err, net.ErrClosed):
 	case errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_CANTOPEN):
 	default:
 		return err
