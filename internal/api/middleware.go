@@ -74,7 +74,11 @@ func (s *Server) withCommon(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		// Unauthenticated writes are audited as "public"; authentication
+		// replaces the actor with the API key.
+		ctx = heldsway.WithActor(ctx, heldsway.Actor{Type: heldsway.ActorPublic, RequestID: id, IP: clientIP(r)})
+		r = r.WithContext(ctx)
 		if r.ContentLength > MaxBodyBytes {
 			writeError(w, r, heldsway.Errorf(heldsway.EPAYLOADTOOLARGE, "The request body must not be larger than 1 MiB."))
 			return

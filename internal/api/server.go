@@ -18,6 +18,7 @@ import (
 
 	"github.com/heldsway/heldsway/internal/auth"
 	"github.com/heldsway/heldsway/internal/heldsway"
+	"github.com/heldsway/heldsway/internal/store"
 )
 
 // Scope markers for routes that need no namespaced scope.
@@ -42,8 +43,11 @@ type Pinger interface {
 
 // Server holds the dependencies of the HTTP layer.
 type Server struct {
-	Auth      *auth.Service
-	DB        Pinger
+	Auth        *auth.Service
+	DB          Pinger
+	Idempotency heldsway.IdempotencyStore
+	// Store serves the management resources (programs, affiliates, links, …).
+	Store     *store.Store
 	Logger    *slog.Logger
 	AccessLog bool
 	Limiter   RateLimiter
@@ -177,6 +181,13 @@ func register[I, O any](s *Server, op huma.Operation, scope string, h func(conte
 	}
 	if op.Method != http.MethodGet {
 		op.Errors = append(op.Errors, http.StatusUnprocessableEntity)
+		// Writes honour Idempotency-Key; it runs after authentication so keys
+		// are scoped to the API key that sent them.
+		op.Middlewares = append(op.Middlewares, s.idempotent)
+		op.Parameters = append(op.Parameters, &huma.Param{Name: "Idempotency-Key", In: "header",
+			Description: "Makes the write safe to retry for 24 h: a retry gets the stored response with " +
+				"Idempotent-Replayed: true; reusing the key for a different request is 422 IDEMPOTENCY_KEY_REUSED.",
+			Schema: &huma.Schema{Type: "string", MinLength: ptr(1), MaxLength: ptr(255)}})
 	}
 	op.Errors = append(op.Errors, http.StatusServiceUnavailable)
 	s.routes = append(s.routes, Route{Method: op.Method, Path: op.Path, Scope: scope})
@@ -219,7 +230,10 @@ func (s *Server) authenticate(scope string) func(huma.Context, func(huma.Context
 			s.writeErr(ctx, heldsway.Errorf(heldsway.EFORBIDDEN, "Insufficient scope."))
 			return
 		}
-		next(huma.WithValue(ctx, principalKey, p))
+		ctx = huma.WithValue(ctx, principalKey, p)
+		r, _ := humago.Unwrap(ctx)
+		next(huma.WithContext(ctx, heldsway.WithActor(ctx.Context(), heldsway.Actor{Type: heldsway.ActorAPIKey,
+			ID: p.Key.ID, RequestID: requestID(ctx.Context()), IP: clientIP(r)})))
 	}
 }
 
@@ -291,3 +305,5 @@ func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/vnd.oai.openapi+json")
 	_, _ = w.Write(b)
 }
+
+func ptr[T any](v T) *T { return &v }

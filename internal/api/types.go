@@ -53,6 +53,8 @@ type PageMeta struct {
 	PerPage    int    `json:"per_page"`
 	NextCursor string `json:"next_cursor,omitempty" doc:"Pass as cursor to get the next page; absent on the last page."`
 	HasMore    bool   `json:"has_more"`
+	// CurrentPage echoes the page parameter when a client pages by number.
+	CurrentPage int `json:"current_page,omitempty"`
 }
 
 // Cursors are opaque to clients; this one wraps the last id seen.
