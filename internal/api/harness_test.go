@@ -73,7 +73,7 @@ func newEnvOn(t *testing.T, engine string, st *store.Store) *env {
 	st.Now = c.Now
 	svc := auth.NewService(st)
 	svc.Now = c.Now
-	srv := &api.Server{Auth: svc, DB: st, Version: "test"}
+	srv := &api.Server{Auth: svc, DB: st, Idempotency: st, Store: st, Version: "test"}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	e := &env{t: t, engine: engine, store: st, auth: svc, server: srv, http: hs, clock: c}

@@ -40,4 +40,35 @@ func (s *Server) routesInit() {
 	register(s, huma.Operation{OperationID: "rotateAPIKey", Method: http.MethodPost, Path: "/v1/api-keys/{id}/rotate", Tags: []string{"Auth"},
 		Summary: "Issue a new secret; the old one keeps working for a grace period",
 		Errors:  []int{http.StatusNotFound, http.StatusConflict}}, heldsway.ScopeAdmin, s.handleAPIKeyRotate)
+
+	s.routesPrograms()
+	s.routesSettings()
+	s.routesAffiliates()
+	s.routesLinks()
+	s.routesCoupons()
+	s.routesAudit()
+}
+
+// routesPrograms: programs (scope affiliates:* for reads/writes of program config).
+func (s *Server) routesPrograms() {
+}
+
+// routesSettings: workspace settings, commission tiers, branding, payout settings.
+func (s *Server) routesSettings() {
+}
+
+// routesAffiliates: affiliates, status actions, commission override, self-registration.
+func (s *Server) routesAffiliates() {
+}
+
+// routesLinks: referral links and bulk link batches.
+func (s *Server) routesLinks() {
+}
+
+// routesCoupons: coupons.
+func (s *Server) routesCoupons() {
+}
+
+// routesAudit: the audit log and the event outbox.
+func (s *Server) routesAudit() {
 }
