@@ -69,6 +69,12 @@ func (s *Server) routesLinks() {
 func (s *Server) routesCoupons() {
 }
 
-// routesAudit: the audit log and the event outbox.
+// routesAudit: the audit log and the event outbox. Neither has a write route.
 func (s *Server) routesAudit() {
+	register(s, huma.Operation{OperationID: "listAuditLog", Method: http.MethodGet, Path: "/v1/audit-log", Tags: []string{"Audit"},
+		Summary: "List audit entries (append-only)"}, heldsway.ScopeAuditRead, s.handleAuditList)
+	register(s, huma.Operation{OperationID: "listEvents", Method: http.MethodGet, Path: "/v1/events", Tags: []string{"Audit"},
+		Summary: "List events, the outbox webhooks deliver from"}, heldsway.ScopeWebhooksRead, s.handleEventList)
+	register(s, huma.Operation{OperationID: "getEvent", Method: http.MethodGet, Path: "/v1/events/{id}", Tags: []string{"Audit"},
+		Summary: "Get an event", Errors: []int{http.StatusNotFound}}, heldsway.ScopeWebhooksRead, s.handleEventGet)
 }

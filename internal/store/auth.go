@@ -83,9 +83,17 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *heldsway.APIKey) error {
 			joinList(k.AllowedOrigins), nullTS(k.ExpiresAt), ts(k.CreatedAt)).Scan(&k.ID)
 		if isUniqueViolation(err) {
 			return heldsway.Errorf(heldsway.ECONFLICT, "API key already exists.")
+		} else if err != nil {
+			return err
 		}
-		return err
+		return s.audit(ctx, tx, k.WorkspaceID, "api_key.create", "api_key", k.ID, nil, keyAudit(k))
 	})
+}
+
+// keyAudit is what an audit entry shows of a key: never its secret or digest.
+func keyAudit(k *heldsway.APIKey) map[string]any {
+	return map[string]any{"name": k.Name, "kind": k.Kind, "scopes": k.Scopes, "rate_limit": k.RateLimit,
+		"allowed_origins": k.AllowedOrigins, "expires_at": k.ExpiresAt}
 }
 
 const apiKeyCols = `k.id, k.workspace_id, k.name, k.kind, k.key, k.secret_hash, k.prev_secret_hash,
@@ -182,7 +190,8 @@ func (s *Store) RevokeAPIKey(ctx context.Context, workspaceID, id int64, at time
 		if n, _ := res.RowsAffected(); n == 0 {
 			return heldsway.NotFound("API key")
 		}
-		return nil
+		return s.audit(ctx, tx, workspaceID, "api_key.revoke", "api_key", id,
+			map[string]any{"status": "active"}, map[string]any{"status": "revoked"})
 	})
 }
 
@@ -200,7 +209,8 @@ func (s *Store) RotateAPIKeySecret(ctx context.Context, workspaceID, id int64, n
 		if n, _ := res.RowsAffected(); n == 0 {
 			return heldsway.NotFound("API key")
 		}
-		return nil
+		return s.audit(ctx, tx, workspaceID, "api_key.rotate", "api_key", id, nil,
+			map[string]any{"previous_secret_expires_at": fromTS(ts(prevExpiresAt))})
 	})
 }
 
