@@ -71,6 +71,12 @@ func newHumaError(hctx huma.Context, status int, msg string, errs ...error) huma
 			}
 			return errorBody(he)
 		}
+		// withCommon's MaxBytesReader cut a body without Content-Length short;
+		// huma reports the failed read as a 500.
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorBody(heldsway.Errorf(heldsway.EPAYLOADTOOLARGE, "The request body must not be larger than 1 MiB."))
+		}
 	}
 	switch status {
 	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusUnsupportedMediaType:

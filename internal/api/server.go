@@ -160,7 +160,10 @@ func (s *Server) build() {
 // op registers a huma operation with its scope. The scope is declared next to the
 // route in routes.go, enforced here, and written into the OpenAPI document.
 func register[I, O any](s *Server, op huma.Operation, scope string, h func(context.Context, *I) (*O, error)) {
-	op.MaxBodyBytes = MaxBodyBytes
+	// huma refuses a body that fills MaxBodyBytes, so a body of exactly 1 MiB
+	// would get 413; one byte more makes the documented limit inclusive. The
+	// exact limit is enforced by withCommon's MaxBytesReader.
+	op.MaxBodyBytes = MaxBodyBytes + 1
 	if op.Extensions == nil {
 		op.Extensions = map[string]any{}
 	}
