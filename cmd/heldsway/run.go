@@ -49,8 +49,9 @@ Commands:
   openapi                                 print the OpenAPI 3.1 document
   version                                 print the version
 
-Every command takes --db (a postgres:// URL or a SQLite file path; default
-$HELDSWAY_DATABASE_URL, else ./heldsway.db) and --json.
+serve, migrate, workspace and key take --db (a postgres:// URL or a SQLite file
+path; default $HELDSWAY_DATABASE_URL, else ./heldsway.db) and --json; version
+takes --json; openapi always prints JSON.
 `
 
 // usageError is a mistake in the command line (exit status 2).
@@ -352,6 +353,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		if srv.TokenIPLimit, err = strconv.Atoi(v); err != nil || srv.TokenIPLimit < 1 {
 			return usageError{"HELDSWAY_TOKEN_IP_LIMIT must be a positive integer"}
 		}
+	}
+	if url := getenv("HELDSWAY_REDIS_URL"); url != "" {
+		// Several nodes share one rate-limit budget per key through Redis.
+		rl, rdb, err := api.NewRedisLimiter(url)
+		if err != nil {
+			return usageError{"HELDSWAY_REDIS_URL: " + err.Error()}
+		}
+		defer rdb.Close()
+		srv.Limiter = rl
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
