@@ -354,6 +354,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return usageError{"HELDSWAY_TOKEN_IP_LIMIT must be a positive integer"}
 		}
 	}
+	if url := getenv("HELDSWAY_REDIS_URL"); url != "" {
+		// Several nodes share one rate-limit budget per key through Redis.
+		rl, rdb, err := api.NewRedisLimiter(url)
+		if err != nil {
+			return usageError{"HELDSWAY_REDIS_URL: " + err.Error()}
+		}
+		defer rdb.Close()
+		srv.Limiter = rl
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
