@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -202,6 +203,15 @@ func TestTokenExchangeIPLimit(t *testing.T) {
 		if r := e.do("GET", "/healthz", "", nil); r.status != 200 {
 			t.Fatalf("healthz after token throttle: %d", r.status)
 		}
+		// Another client IP has its own budget (all of 127/8 is loopback on Linux).
+		status, err := postFrom(e, "127.0.0.2", "/v1/auth/token",
+			`{"api_key":"`+k.Key+`","api_secret":"`+secret+`"}`)
+		if err != nil {
+			t.Skipf("cannot send from 127.0.0.2: %v", err)
+		}
+		if status != 200 {
+			t.Fatalf("another IP's exchange: %d, want 200", status)
+		}
 	})
 }
 
@@ -247,6 +257,20 @@ func TestDatabaseUnavailable(t *testing.T) {
 		e.do("GET", "/v1/me", "unknowntokenunknowntoken"+strconv.Itoa(i), nil).expectError(t, 503, "SERVICE_UNAVAILABLE", "")
 	}
 	_ = tok
+}
+
+// postFrom sends a JSON POST from the local address ip and returns the status.
+func postFrom(e *env, ip, path, body string) (int, error) {
+	c := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext}}
+	defer c.CloseIdleConnections()
+	res, err := c.Post(e.http.URL+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	return res.StatusCode, nil
 }
 
 func slicesContains(l []string, v string) bool {
