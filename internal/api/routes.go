@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -59,6 +60,55 @@ func (s *Server) routesSettings() {
 
 // routesAffiliates: affiliates, status actions, commission override, self-registration.
 func (s *Server) routesAffiliates() {
+	s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Affiliates",
+		Description: "Affiliates, their status machine (pending, active, suspended, terminated), commission overrides and public self-registration."})
+	tags := []string{"Affiliates"}
+	notFound := []int{http.StatusNotFound}
+	register(s, huma.Operation{OperationID: "listAffiliates", Method: http.MethodGet, Path: "/v1/affiliates", Tags: tags,
+		Summary: "List affiliates", Description: "Cursor-paginated; filters status, search (name, e-mail, referral code) and program_id."},
+		heldsway.ScopeAffiliatesRead, s.handleAffiliateList)
+	register(s, huma.Operation{OperationID: "createAffiliate", Method: http.MethodPost, Path: "/v1/affiliates", Tags: tags,
+		Summary: "Create an affiliate", DefaultStatus: http.StatusCreated,
+		Description: "Creates the affiliate and, unless the workspace already has one with this e-mail, its affiliate user. " +
+			"A taken e-mail in the program or a taken referral code is 409 CONFLICT with details on the field.",
+		Errors: []int{http.StatusConflict}}, heldsway.ScopeAffiliatesWrite, s.handleAffiliateCreate)
+	register(s, huma.Operation{OperationID: "getAffiliate", Method: http.MethodGet, Path: "/v1/affiliates/{id}", Tags: tags,
+		Summary: "Get an affiliate", Errors: notFound}, heldsway.ScopeAffiliatesRead, s.handleAffiliateGet)
+	register(s, huma.Operation{OperationID: "updateAffiliate", Method: http.MethodPut, Path: "/v1/affiliates/{id}", Tags: tags,
+		Summary: "Update an affiliate", Description: "Partial: only the fields sent change; null clears a nullable field. " +
+			"Status changes go through the approve, suspend, reactivate and terminate actions.",
+		Errors: []int{http.StatusNotFound, http.StatusConflict}}, heldsway.ScopeAffiliatesWrite, s.handleAffiliateUpdate)
+	register(s, huma.Operation{OperationID: "deleteAffiliate", Method: http.MethodDelete, Path: "/v1/affiliates/{id}", Tags: tags,
+		Summary: "Delete an affiliate",
+		Description: "Removes the affiliate with its referral links and coupons (each removal audited); sub-affiliates lose their parent. " +
+			"An affiliate with conversions cannot be deleted (409 CONFLICT): terminate it instead.",
+		Errors: []int{http.StatusNotFound, http.StatusConflict}}, heldsway.ScopeAffiliatesWrite, s.handleAffiliateDelete)
+	for _, a := range []struct {
+		action, summary string
+		h               func(context.Context, *affiliateActionInput) (*Out[affiliateView], error)
+	}{
+		{heldsway.ActionApprove, "Approve a pending affiliate (pending → active; sets approved_at)", s.handleAffiliateApprove},
+		{heldsway.ActionSuspend, "Suspend an affiliate (pending or active → suspended; sets suspended_at)", s.handleAffiliateSuspend},
+		{heldsway.ActionReactivate, "Reactivate a suspended affiliate (suspended → active; clears suspended_at)", s.handleAffiliateReactivate},
+		{heldsway.ActionTerminate, "Terminate an affiliate (pending, active or suspended → terminated, final; sets terminated_at)", s.handleAffiliateTerminate},
+	} {
+		register(s, huma.Operation{OperationID: a.action + "Affiliate", Method: http.MethodPost, Path: "/v1/affiliates/{id}/" + a.action,
+			Tags: tags, Summary: a.summary,
+			Description: "Follows the status machine; any other transition is 409 INVALID_STATUS_TRANSITION naming both statuses.",
+			Errors:      []int{http.StatusNotFound, http.StatusConflict}}, heldsway.ScopeAffiliatesWrite, a.h)
+	}
+	register(s, huma.Operation{OperationID: "getAffiliateCommission", Method: http.MethodGet, Path: "/v1/affiliates/{id}/commission", Tags: tags,
+		Summary: "Get an affiliate's commission rates", Errors: notFound}, heldsway.ScopeAffiliatesRead, s.handleAffiliateCommissionGet)
+	register(s, huma.Operation{OperationID: "setAffiliateCommission", Method: http.MethodPut, Path: "/v1/affiliates/{id}/commission", Tags: tags,
+		Summary: "Set or remove an affiliate's commission override", Errors: notFound}, heldsway.ScopeAffiliatesWrite, s.handleAffiliateCommissionPut)
+	register(s, huma.Operation{OperationID: "registerAffiliate", Method: http.MethodPost, Path: "/v1/public/{workspace_slug}/affiliates", Tags: tags,
+		Summary: "Self-register as an affiliate (public)", DefaultStatus: http.StatusCreated,
+		Description: "No token. Only when the default program's allow_self_registration is on (403 FORBIDDEN otherwise); " +
+			"throttled at 10 requests per minute per IP. Creates a pending affiliate in the default program. " +
+			"An e-mail that already has an affiliate account in the workspace is 409 CONFLICT.",
+		Middlewares: huma.Middlewares{s.limitByIP("register", 10)},
+		Errors:      []int{http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusTooManyRequests}},
+		ScopePublic, s.handleAffiliateRegister)
 }
 
 // routesLinks: referral links and bulk link batches.
