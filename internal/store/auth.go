@@ -122,7 +122,7 @@ func (s *Store) FindAPIKeyByKey(ctx context.Context, key string) (*heldsway.APIK
 	var k heldsway.APIKey
 	var w heldsway.Workspace
 	var wCreated int64
-	err := scanAPIKey(s.r.QueryRowContext(ctx, `
+	err := scanAPIKey(s.queryRowHot(ctx, `
 		SELECT `+apiKeyCols+`, w.id, w.name, w.slug, w.plan, w.active, w.created_at
 		FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
 		WHERE k.key = $1`, key), &k, &w.ID, &w.Name, &w.Slug, &w.Plan, &w.Active, &wCreated)
@@ -231,15 +231,11 @@ func (s *Store) TouchAPIKeys(ctx context.Context, lastUsed map[int64]time.Time) 
 	})
 }
 
-// CreateAccessToken stores an issued token's digest.
+// CreateAccessToken stores an issued token's digest and returns once it is
+// committed. Concurrent calls share one transaction (group commit, tokenwriter.go):
+// on SQLite's single writer a transaction per token capped the exchange rate.
 func (s *Store) CreateAccessToken(ctx context.Context, t *heldsway.AccessToken) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO access_tokens
-			(token_hash, workspace_id, api_key_id, scopes, expires_at, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`,
-			t.Hash, t.WorkspaceID, t.APIKeyID, joinList(t.Scopes), ts(t.ExpiresAt), ts(t.CreatedAt))
-		return err
-	})
+	return s.tokens.insert(ctx, t)
 }
 
 // FindTokenGrant returns a token with the current state of its key and workspace;
@@ -248,7 +244,7 @@ func (s *Store) FindTokenGrant(ctx context.Context, hash []byte) (*heldsway.Toke
 	var g heldsway.TokenGrant
 	var scopes string
 	var exp, created int64
-	err := scanAPIKey(s.r.QueryRowContext(ctx, `
+	err := scanAPIKey(s.queryRowHot(ctx, `
 		SELECT `+apiKeyCols+`, t.scopes, t.expires_at, t.created_at, `+workspaceCols+`
 		FROM access_tokens t
 		JOIN api_keys k ON k.id = t.api_key_id AND k.workspace_id = t.workspace_id

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -45,6 +46,10 @@ type Store struct {
 	r       *sql.DB
 	// Now is the store's clock, injected so tests control time.
 	Now func() time.Time
+	// tokens group-commits the token exchange's inserts (see tokenwriter.go).
+	tokens *tokenWriter
+	// stmts holds prepared statements of hot reads by SQL text (stmtcache.go).
+	stmts sync.Map
 }
 
 // IsPostgresURL reports whether dsn names a PostgreSQL database rather than a
@@ -78,6 +83,7 @@ func open(dsn string) (*Store, error) {
 		db.SetMaxIdleConns(32)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		s.Dialect, s.w, s.r = Dialect{Name: "postgres"}, db, db
+		s.tokens = newTokenWriter(s)
 		return s, nil
 	}
 	path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "file:")
@@ -106,6 +112,7 @@ func open(dsn string) (*Store, error) {
 	r.SetConnMaxIdleTime(0)
 	r.SetConnMaxLifetime(0)
 	s.Dialect, s.w, s.r = Dialect{Name: "sqlite"}, w, r
+	s.tokens = newTokenWriter(s)
 	return s, nil
 }
 
@@ -139,6 +146,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // Close closes the database handles.
 func (s *Store) Close() error {
+	s.tokens.close()
+	s.closeStmts()
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
