@@ -48,6 +48,7 @@ func (s *Server) routesInit() {
 	s.routesLinks()
 	s.routesCoupons()
 	s.routesAudit()
+	s.routesTracking()
 }
 
 // routesPrograms: programs (scope affiliates:* for reads/writes of program config).
@@ -127,4 +128,10 @@ func (s *Server) routesAudit() {
 		Summary: "List events, the outbox webhooks deliver from"}, heldsway.ScopeWebhooksRead, s.handleEventList)
 	register(s, huma.Operation{OperationID: "getEvent", Method: http.MethodGet, Path: "/v1/events/{id}", Tags: []string{"Audit"},
 		Summary: "Get an event", Errors: []int{http.StatusNotFound}}, heldsway.ScopeWebhooksRead, s.handleEventGet)
+}
+
+// routesTracking: the click redirect, a plain handler outside /v1 (no token).
+func (s *Server) routesTracking() {
+	s.handle(http.MethodGet, "/r/{slug}", s.handleRedirect)
+	s.documentTracking()
 }

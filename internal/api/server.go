@@ -56,6 +56,9 @@ type Server struct {
 	KeyRateLimit int
 	TokenIPLimit int
 	Version      string
+	// Tracker serves GET /r/{slug} (a *track.Handler); nil answers every
+	// slug with the 404 page.
+	Tracker Tracker
 
 	metrics *metrics
 	mux     *http.ServeMux
