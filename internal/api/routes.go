@@ -114,10 +114,66 @@ func (s *Server) routesAffiliates() {
 
 // routesLinks: referral links and bulk link batches.
 func (s *Server) routesLinks() {
+	s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Links",
+		Description: "Referral links (/r/{slug}) of affiliates, and bulk creation in background batches."})
+	tags := []string{"Links"}
+	read, write := heldsway.ScopeAffiliatesRead, heldsway.ScopeAffiliatesWrite
+	listDoc := "Cursor-paginated; filters is_active and search (slug, destination URL, campaign, affiliate name and e-mail); " +
+		"sort created_at, slug, click_count, destination_url or campaign."
+	register(s, huma.Operation{OperationID: "listLinks", Method: http.MethodGet, Path: "/v1/links", Tags: tags,
+		Summary: "List referral links", Description: listDoc + " affiliate_id filters by affiliate.",
+		Errors: []int{http.StatusUnprocessableEntity}}, read, s.handleLinkList)
+	register(s, huma.Operation{OperationID: "listAffiliateLinks", Method: http.MethodGet, Path: "/v1/affiliates/{id}/links", Tags: tags,
+		Summary: "List an affiliate's referral links", Description: listDoc,
+		Errors: []int{http.StatusNotFound, http.StatusUnprocessableEntity}}, read, s.handleAffiliateLinkList)
+	register(s, huma.Operation{OperationID: "createAffiliateLink", Method: http.MethodPost, Path: "/v1/affiliates/{id}/links", Tags: tags,
+		Summary: "Create a referral link", DefaultStatus: http.StatusCreated,
+		Description: "A slug already taken in the workspace is 409 CONFLICT with details on slug; " +
+			"a terminated affiliate cannot get links (409 CONFLICT).",
+		Errors: []int{http.StatusNotFound, http.StatusConflict}}, write, s.handleAffiliateLinkCreate)
+	register(s, huma.Operation{OperationID: "createLinkBatch", Method: http.MethodPost, Path: "/v1/affiliates/{id}/links/bulk", Tags: tags,
+		Summary: "Create up to 1000 referral links in the background", DefaultStatus: http.StatusAccepted,
+		Description: "The whole batch is validated first: an empty array, a missing or invalid destination_url, a slug repeated " +
+			"in the batch or already taken in the workspace is 422 VALIDATION_ERROR with details per item " +
+			"(links.3.destination_url) and nothing is queued. Otherwise 202 with the batch id and status_url; " +
+			"links are created in the background and each item's outcome appears in the batch's results.",
+		Errors: []int{http.StatusNotFound, http.StatusConflict}}, write, s.handleLinkBulk)
+	register(s, huma.Operation{OperationID: "getLinkBatch", Method: http.MethodGet, Path: "/v1/affiliates/{id}/link-batches/{batch_id}", Tags: tags,
+		Summary: "Progress and per-item results of a bulk link creation", Errors: []int{http.StatusNotFound}}, read, s.handleLinkBatchGet)
+	register(s, huma.Operation{OperationID: "getLink", Method: http.MethodGet, Path: "/v1/links/{id}", Tags: tags,
+		Summary: "Get a referral link", Errors: []int{http.StatusNotFound}}, read, s.handleLinkGet)
+	register(s, huma.Operation{OperationID: "updateLink", Method: http.MethodPut, Path: "/v1/links/{id}", Tags: tags,
+		Summary: "Update a referral link",
+		Description: "Partial: only the fields sent change; null clears campaign or metadata. is_active false deactivates the link. " +
+			"A slug already taken is 409 CONFLICT.",
+		Errors: []int{http.StatusNotFound, http.StatusConflict}}, write, s.handleLinkUpdate)
+	register(s, huma.Operation{OperationID: "deleteLink", Method: http.MethodDelete, Path: "/v1/links/{id}", Tags: tags,
+		Summary: "Delete a referral link", Description: "Answers with the link as it was.",
+		Errors: []int{http.StatusNotFound}}, write, s.handleLinkDelete)
 }
 
 // routesCoupons: coupons.
 func (s *Server) routesCoupons() {
+	s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Coupons",
+		Description: "Discount codes that attribute orders to an affiliate."})
+	tags := []string{"Coupons"}
+	read, write := heldsway.ScopeAffiliatesRead, heldsway.ScopeAffiliatesWrite
+	register(s, huma.Operation{OperationID: "listCoupons", Method: http.MethodGet, Path: "/v1/coupons", Tags: tags,
+		Summary: "List coupons", Description: "Cursor-paginated; filters affiliate_id, is_active and search (code); sort created_at or code.",
+		Errors: []int{http.StatusUnprocessableEntity}}, read, s.handleCouponList)
+	register(s, huma.Operation{OperationID: "createCoupon", Method: http.MethodPost, Path: "/v1/coupons", Tags: tags,
+		Summary: "Create a coupon", DefaultStatus: http.StatusCreated,
+		Description: "The code is unique in the workspace regardless of case (409 CONFLICT with details on code). " +
+			"Amounts are in the currency of the affiliate's program; a terminated affiliate cannot get coupons (409 CONFLICT).",
+		Errors: []int{http.StatusConflict}}, write, s.handleCouponCreate)
+	register(s, huma.Operation{OperationID: "getCoupon", Method: http.MethodGet, Path: "/v1/coupons/{id}", Tags: tags,
+		Summary: "Get a coupon", Errors: []int{http.StatusNotFound}}, read, s.handleCouponGet)
+	register(s, huma.Operation{OperationID: "updateCoupon", Method: http.MethodPut, Path: "/v1/coupons/{id}", Tags: tags,
+		Summary: "Update a coupon", Description: "Partial: only the fields sent change; null clears a nullable field.",
+		Errors: []int{http.StatusNotFound, http.StatusConflict}}, write, s.handleCouponUpdate)
+	register(s, huma.Operation{OperationID: "deleteCoupon", Method: http.MethodDelete, Path: "/v1/coupons/{id}", Tags: tags,
+		Summary: "Delete a coupon", Description: "Answers with the coupon as it was.",
+		Errors: []int{http.StatusNotFound}}, write, s.handleCouponDelete)
 }
 
 // routesAudit: the audit log and the event outbox. Neither has a write route.
