@@ -12,7 +12,8 @@ import (
 
 var _ heldsway.AuthStore = (*Store)(nil)
 
-// CreateWorkspace inserts w and sets its id. ECONFLICT if the slug is taken.
+// CreateWorkspace inserts w with its default program and settings row and sets
+// its id. ECONFLICT if the slug is taken.
 func (s *Store) CreateWorkspace(ctx context.Context, w *heldsway.Workspace) error {
 	now := s.Now()
 	w.CreatedAt = now
@@ -23,8 +24,10 @@ func (s *Store) CreateWorkspace(ctx context.Context, w *heldsway.Workspace) erro
 			w.Name, w.Slug, w.Plan, w.Active, ts(now)).Scan(&w.ID)
 		if isUniqueViolation(err) {
 			return heldsway.Errorf(heldsway.ECONFLICT, "A workspace with slug %q already exists.", w.Slug)
+		} else if err != nil {
+			return err
 		}
-		return err
+		return s.createWorkspaceDefaults(ctx, tx, w, now)
 	})
 }
 
