@@ -51,12 +51,81 @@ func (s *Server) routesInit() {
 	s.routesTracking()
 }
 
-// routesPrograms: programs (scope affiliates:* for reads/writes of program config).
+// routesPrograms: programs. Program configuration is settings, so the scopes
+// are settings:read and settings:write.
 func (s *Server) routesPrograms() {
+	s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Programs",
+		Description: "Affiliate programs: commission structure, cookie window, currency. Every workspace has one default program, " +
+			"which the settings endpoints configure."})
+	tags := []string{"Programs"}
+	read, write := heldsway.ScopeSettingsRead, heldsway.ScopeSettingsWrite
+	register(s, huma.Operation{OperationID: "listPrograms", Method: http.MethodGet, Path: "/v1/programs", Tags: tags,
+		Summary: "List programs", Description: "Cursor-paginated; filter status; sort created_at (default) or name."},
+		read, s.handleProgramList)
+	register(s, huma.Operation{OperationID: "createProgram", Method: http.MethodPost, Path: "/v1/programs", Tags: tags,
+		Summary: "Create a program", DefaultStatus: http.StatusCreated,
+		Description: "name and currency are required; every other field has the default its description gives."},
+		write, s.handleProgramCreate)
+	register(s, huma.Operation{OperationID: "getProgram", Method: http.MethodGet, Path: "/v1/programs/{id}", Tags: tags,
+		Summary: "Get a program", Errors: []int{http.StatusNotFound}}, read, s.handleProgramGet)
+	register(s, huma.Operation{OperationID: "updateProgram", Method: http.MethodPut, Path: "/v1/programs/{id}", Tags: tags,
+		Summary: "Update a program",
+		Description: "Partial: only the fields sent change; null clears a nullable field. 409 CONFLICT when the currency of a " +
+			"program with affiliates would change or the default program would be archived. is_default is read-only.",
+		Errors: []int{http.StatusNotFound, http.StatusConflict}}, write, s.handleProgramUpdate)
+	register(s, huma.Operation{OperationID: "deleteProgram", Method: http.MethodDelete, Path: "/v1/programs/{id}", Tags: tags,
+		Summary:     "Delete a program",
+		Description: "409 CONFLICT for the default program and for a program with affiliates (archive it instead).",
+		Errors:      []int{http.StatusNotFound, http.StatusConflict}}, write, s.handleProgramDelete)
 }
 
 // routesSettings: workspace settings, commission tiers, branding, payout settings.
+// The literal paths (/branding, /payouts, /commission-tiers) take precedence over
+// /v1/settings/{key}: ServeMux prefers the more specific pattern.
 func (s *Server) routesSettings() {
+	s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Settings",
+		Description: "Workspace settings (digest §5.6, mapped onto the default program), commission tiers, branding and payout settings."})
+	tags := []string{"Settings"}
+	read, write := heldsway.ScopeSettingsRead, heldsway.ScopeSettingsWrite
+	register(s, huma.Operation{OperationID: "getSettings", Method: http.MethodGet, Path: "/v1/settings", Tags: tags,
+		Summary: "Get the settings object"}, read, s.handleSettingsGet)
+	register(s, huma.Operation{OperationID: "updateSettings", Method: http.MethodPut, Path: "/v1/settings", Tags: tags,
+		Summary: "Update several settings",
+		Description: "An object of setting keys and values; all are applied or none. An unknown key is 422 naming it. " +
+			"Answers the whole settings object."}, write, s.handleSettingsUpdate)
+	register(s, huma.Operation{OperationID: "getSetting", Method: http.MethodGet, Path: "/v1/settings/{key}", Tags: tags,
+		Summary: "Get one setting", Description: "data = {key, value}.", Errors: []int{http.StatusNotFound}}, read, s.handleSettingGet)
+	register(s, huma.Operation{OperationID: "updateSetting", Method: http.MethodPut, Path: "/v1/settings/{key}", Tags: tags,
+		Summary:     "Update one setting",
+		Description: `Body {"value": …} of the setting's type; validation messages are keyed "value". data = {key, value}.`,
+		Errors:      []int{http.StatusNotFound}}, write, s.handleSettingUpdate)
+
+	register(s, huma.Operation{OperationID: "listCommissionTiers", Method: http.MethodGet, Path: "/v1/settings/commission-tiers", Tags: tags,
+		Summary:     "List commission tiers and the platform defaults",
+		Description: "data = {currency, items: the workspace's tiers, platform_defaults: the read-only platform tiers}."},
+		read, s.handleTierList)
+	register(s, huma.Operation{OperationID: "createCommissionTier", Method: http.MethodPost, Path: "/v1/settings/commission-tiers", Tags: tags,
+		Summary: "Create a commission tier", DefaultStatus: http.StatusCreated,
+		Description: "Bands are [min_amount, max_amount); one that overlaps another tier is 422 with details on min_amount and " +
+			"max_amount naming the tier."}, write, s.handleTierCreate)
+	register(s, huma.Operation{OperationID: "resetCommissionTiers", Method: http.MethodPost, Path: "/v1/settings/commission-tiers/reset", Tags: tags,
+		Summary: "Replace the workspace's tiers with the platform defaults"}, write, s.handleTierReset)
+	register(s, huma.Operation{OperationID: "updateCommissionTier", Method: http.MethodPut, Path: "/v1/settings/commission-tiers/{id}", Tags: tags,
+		Summary: "Update a commission tier", Description: "Partial; the band must still not overlap another tier.",
+		Errors: []int{http.StatusNotFound}}, write, s.handleTierUpdate)
+	register(s, huma.Operation{OperationID: "deleteCommissionTier", Method: http.MethodDelete, Path: "/v1/settings/commission-tiers/{id}", Tags: tags,
+		Summary: "Delete a commission tier", Errors: []int{http.StatusNotFound}}, write, s.handleTierDelete)
+
+	register(s, huma.Operation{OperationID: "getBranding", Method: http.MethodGet, Path: "/v1/settings/branding", Tags: tags,
+		Summary: "Get the affiliate portal branding"}, read, s.handleBrandingGet)
+	register(s, huma.Operation{OperationID: "updateBranding", Method: http.MethodPut, Path: "/v1/settings/branding", Tags: tags,
+		Summary: "Update the affiliate portal branding", Description: "Partial; null clears a field.",
+		Errors: []int{http.StatusForbidden, http.StatusConflict}}, write, s.handleBrandingUpdate)
+
+	register(s, huma.Operation{OperationID: "getPayoutSettings", Method: http.MethodGet, Path: "/v1/settings/payouts", Tags: tags,
+		Summary: "Get the payout settings"}, read, s.handlePayoutSettingsGet)
+	register(s, huma.Operation{OperationID: "updatePayoutSettings", Method: http.MethodPut, Path: "/v1/settings/payouts", Tags: tags,
+		Summary: "Update the payout settings", Description: "Partial."}, write, s.handlePayoutSettingsUpdate)
 }
 
 // routesAffiliates: affiliates, status actions, commission override, self-registration.
