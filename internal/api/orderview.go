@@ -15,9 +15,10 @@ import (
 
 // orderAffiliateView is the affiliate an order is attributed to.
 type orderAffiliateView struct {
-	ID           int64  `json:"id"`
-	Name         string `json:"name"`
-	ReferralCode string `json:"referral_code"`
+	_            struct{} `nullable:"true"`
+	ID           int64    `json:"id"`
+	Name         string   `json:"name"`
+	ReferralCode string   `json:"referral_code"`
 }
 
 // orderCustomerView is the buyer as the merchant reported it.
@@ -66,7 +67,7 @@ type orderView struct {
 	CommissionRate   *Rate                 `json:"commission_rate" nullable:"true" doc:"The referring affiliate's rate (tier 1); null for a flat commission or an unattributed order."`
 	Currency         string                `json:"currency" example:"USD"`
 	ConvertedAt      Timestamp             `json:"converted_at" doc:"When the order happened (occurred_at of the conversion)."`
-	Affiliate        *orderAffiliateView   `json:"affiliate" nullable:"true" doc:"null: unattributed."`
+	Affiliate        *orderAffiliateView   `json:"affiliate" doc:"null: unattributed."`
 	ProgramID        *int64                `json:"program_id" nullable:"true"`
 	LinkID           *int64                `json:"link_id" nullable:"true" doc:"The referral link of the attributing click, if any."`
 	ClickID          *string               `json:"click_id" nullable:"true" doc:"The attributing click (hs_click), if any."`
@@ -76,7 +77,7 @@ type orderView struct {
 	Flags            []string              `json:"flags" doc:"e.g. self_referral (the commissions are rejected, not paid), recurring_limit, recurring_off."`
 	Customer         orderCustomerView     `json:"customer"`
 	Commissions      []orderCommissionView `json:"commissions" doc:"The commission breakdown, tier 1 first; empty when unattributed."`
-	LineItems        []orderLineItemView   `json:"line_items,omitempty" doc:"Present when the order is shown by itself (create, get); omitted in lists."`
+	LineItems        *[]orderLineItemView  `json:"line_items,omitempty" doc:"Present when the order is shown by itself (create, get); omitted in lists."`
 	Metadata         orderMetadata         `json:"metadata" nullable:"true"`
 	AutoApproveAt    *Timestamp            `json:"auto_approve_at" nullable:"true" doc:"When auto-approval looks at the order; null if the program does not auto-approve."`
 	ApprovedAt       *Timestamp            `json:"approved_at" nullable:"true"`
@@ -137,11 +138,12 @@ func viewOrder(o *heldsway.Order) orderView {
 		v.Commissions = append(v.Commissions, cv)
 	}
 	if o.Items != nil {
-		v.LineItems = make([]orderLineItemView, 0, len(o.Items))
+		items := make([]orderLineItemView, 0, len(o.Items))
 		for _, it := range o.Items {
-			v.LineItems = append(v.LineItems, orderLineItemView{ProductID: strOrNil(it.ProductID), Name: strOrNil(it.Name),
+			items = append(items, orderLineItemView{ProductID: strOrNil(it.ProductID), Name: strOrNil(it.Name),
 				Category: strOrNil(it.Category), Quantity: it.Quantity, Price: amt(it.Price)})
 		}
+		v.LineItems = &items
 	}
 	return v
 }

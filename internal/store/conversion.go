@@ -1,0 +1,607 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/heldsway/heldsway/internal/commission"
+	"github.com/heldsway/heldsway/internal/heldsway"
+	"github.com/heldsway/heldsway/internal/money"
+)
+
+// Recording conversions (POST /v1/conversions): attribution, the commission
+// breakdown, the customer binding, the order with its items and commissions,
+// the audit entry and the events, all in one transaction.
+//
+// Attribution tries the evidence in this order and takes the first that holds:
+//
+//  1. click id: a click of this workspace (an unknown id, or another
+//     workspace's, is no evidence), recorded within the program's cookie window
+//     before occurred_at (up to heldsway.ConversionFutureSkew after it, for clock
+//     skew). The program's attribution_model then picks among the clicks of the
+//     same visitor (the hs_vid of that click) in the same program and window:
+//     first_click the earliest, last_click the latest. Clicks whose affiliate
+//     cannot be credited do not take part.
+//  2. coupon code (case-insensitive): the coupon is active and occurred_at lies
+//     in its [starts_at, ends_at) window. Its minimum order amount is about the
+//     discount applying, which the merchant already decided, so it is not checked.
+//  3. referral code: an affiliate of this workspace.
+//  4. the customer's binding (by e-mail, else external id) from an earlier
+//     order, when the bound affiliate's program is recurring lifetime, or
+//     recurring months and occurred_at lies within recurring_months calendar
+//     months of the binding (not before it).
+//
+// Evidence holds only for an active affiliate in an active program: inactive,
+// suspended and terminated affiliates never get new attributions, and a paused
+// or archived program attributes nothing (as the redirect records no click for
+// it). Evidence that does not hold is ignored and the next is tried; the
+// reported evidence is kept in the audit entry. With none, the order is stored
+// unattributed ("none") with zero commission.
+//
+// Duplicates: orders has UNIQUE (workspace_id, order_id). The insert is
+// ON CONFLICT DO NOTHING, so a concurrent duplicate waits for the first
+// transaction (PostgreSQL) or for the single writer (SQLite), inserts nothing,
+// and the transaction rolls back with a CONFLICT naming the existing order: no
+// second order, item, commission, audit entry or event. A unique violation
+// that still surfaces (an engine that does not infer the conflict target) is
+// turned into the same CONFLICT after the rollback.
+
+// convProgramCols and convAffiliateCols read an affiliate with what the
+// conversion needs of its program, in one query.
+const convAffiliateCols = `a.id, a.name, a.email, a.referral_code, a.status, a.commission_rate, a.parent_affiliate_id,
+	p.id, p.currency, p.commission_type, p.commission_value, p.commission_base, p.recurring, p.recurring_months,
+	p.cookie_days, p.attribution_model, p.tier_rate, p.status, p.auto_approve_enabled, p.auto_approve_delay_days`
+
+const convAffiliateJoin = ` JOIN programs p ON p.workspace_id = a.workspace_id AND p.id = a.program_id`
+
+type convProgram struct {
+	id          int64
+	currency    string
+	typ, base   string
+	value       *int64
+	recurring   string
+	months      *int64
+	cookieDays  int64
+	model       string
+	tierRate    *int64
+	status      string
+	autoApprove bool
+	autoDelay   int64
+}
+
+type convAffiliate struct {
+	id                        int64
+	name, email, code, status string
+	rate, parentID            *int64
+	prog                      convProgram
+}
+
+// attributable reports whether the affiliate may be credited with a new order.
+func (a *convAffiliate) attributable() bool {
+	return a.status == heldsway.AffiliateActive && a.prog.status == heldsway.ProgramActive
+}
+
+// scanConvAffiliate scans convAffiliateCols after any leading columns.
+func scanConvAffiliate(sc scanner, lead ...any) (*convAffiliate, error) {
+	var (
+		a                                       convAffiliate
+		rate, parent, value, months, tier, days sql.NullInt64
+	)
+	p := &a.prog
+	dest := append(lead, &a.id, &a.name, &a.email, &a.code, &a.status, &rate, &parent,
+		&p.id, &p.currency, &p.typ, &value, &p.base, &p.recurring, &months,
+		&days, &p.model, &tier, &p.status, &p.autoApprove, &p.autoDelay)
+	if err := sc.Scan(dest...); err != nil {
+		return nil, err
+	}
+	a.rate, a.parentID, p.value, p.months, p.tierRate = fromNullInt(rate), fromNullInt(parent), fromNullInt(value),
+		fromNullInt(months), fromNullInt(tier)
+	p.cookieDays = days.Int64
+	return &a, nil
+}
+
+// attribution is the evidence that credited an order.
+type attribution struct {
+	method   string
+	aff      *convAffiliate // nil: unattributed
+	linkID   *int64
+	clickID  string
+	couponID *int64
+}
+
+// convCustomer is a customers row as attribution and binding need it.
+type convCustomer struct {
+	id          int64
+	affiliateID *int64
+	boundAt     *time.Time
+}
+
+// CreateConversion records a reported order. See the comment at the top of
+// this file for attribution and duplicates. Errors: EVALIDATION for bad input
+// or an attributed order in a currency other than its program's; ECONFLICT
+// for an order_id the workspace already has (details order_id and
+// existing_id).
+func (s *Store) CreateConversion(ctx context.Context, wsID int64, in heldsway.ConversionInput) (*heldsway.Order, error) {
+	now := s.Now()
+	in.Normalize(now)
+	if err := in.Validate(now); err != nil {
+		return nil, err
+	}
+	var o *heldsway.Order
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		o, err = s.createConversion(ctx, tx, wsID, &in, now)
+		return err
+	})
+	if err != nil && isUniqueViolation(err) {
+		var id int64
+		if s.r.QueryRowContext(ctx, `SELECT id FROM orders WHERE workspace_id = $1 AND order_id = $2`,
+			wsID, in.OrderID).Scan(&id) == nil {
+			return nil, heldsway.DuplicateOrder(in.OrderID, id)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func (s *Store) createConversion(ctx context.Context, tx *sql.Tx, wsID int64, in *heldsway.ConversionInput, now time.Time) (*heldsway.Order, error) {
+	cust, err := findConvCustomer(ctx, tx, wsID, in.Customer)
+	if err != nil {
+		return nil, err
+	}
+	att, err := s.attribute(ctx, tx, wsID, in, cust)
+	if err != nil {
+		return nil, err
+	}
+	cur := money.MustCurrency(in.Currency) // validated
+	calc := commission.Input{Order: commission.Order{Currency: cur, Total: in.Total, Subtotal: in.Subtotal,
+		Discount: in.Discount, Tax: in.Tax, CustomerEmail: in.Customer.Email}}
+	o := &heldsway.Order{WorkspaceID: wsID, OrderID: in.OrderID, Status: heldsway.OrderPending, Currency: cur.Code,
+		Total: in.Total, Subtotal: in.Subtotal, Discount: in.Discount, Tax: in.Tax, LinkID: att.linkID,
+		ClickID: att.clickID, CouponID: att.couponID, CouponCode: in.CouponCode, Customer: in.Customer,
+		SubscriptionID: in.SubscriptionID, Attribution: att.method, Flags: []string{}, Metadata: in.Metadata,
+		ConvertedAt: in.OccurredAt, CreatedAt: now, UpdatedAt: now, Items: in.LineItems,
+		Commissions: []*heldsway.Commission{}}
+	if o.Items == nil {
+		o.Items = []heldsway.LineItem{}
+	}
+	var autoApprove bool
+	var autoDelay int64
+	if a := att.aff; a != nil {
+		if a.prog.currency != cur.Code {
+			return nil, heldsway.ErrCurrencyMismatch(cur.Code, a.prog.currency)
+		}
+		if calc, err = s.commissionInput(ctx, tx, wsID, in, a, calc); err != nil {
+			return nil, err
+		}
+		o.Affiliate = &heldsway.OrderAffiliate{ID: a.id, Name: a.name, ReferralCode: a.code}
+		o.ProgramID = &a.prog.id
+		autoApprove, autoDelay = a.prog.autoApprove, a.prog.autoDelay
+	} else {
+		// Unattributed orders follow the workspace settings (the default
+		// program), as the auto-approval sweep reads them for orders without one.
+		err := tx.QueryRowContext(ctx, `SELECT auto_approve_enabled, auto_approve_delay_days FROM programs
+			WHERE workspace_id = $1 AND is_default`, wsID).Scan(&autoApprove, &autoDelay)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+	}
+	res, err := commission.Calculate(calc)
+	if errors.Is(err, commission.ErrCurrencyMismatch) {
+		return nil, heldsway.ErrCurrencyMismatch(cur.Code, att.aff.prog.currency)
+	} else if err != nil {
+		return nil, err
+	}
+	selfReferral := false
+	for _, f := range res.Flags {
+		o.Flags = append(o.Flags, string(f))
+		selfReferral = selfReferral || f == commission.FlagSelfReferral
+	}
+	o.CommissionAmount = res.Payable()
+	if len(res.Lines) > 0 {
+		o.CommissionRate = res.Lines[0].RateBP()
+	}
+	// A self-referral is held for a person to look at: never auto-approved.
+	if autoApprove && !selfReferral {
+		t := o.ConvertedAt.Add(time.Duration(autoDelay) * 24 * time.Hour)
+		o.AutoApproveAt = &t
+	}
+
+	if o.CustomerID, err = s.bindCustomer(ctx, tx, wsID, in, cust, att, selfReferral); err != nil {
+		return nil, err
+	}
+	if err := insertOrder(ctx, tx, o); err != nil {
+		return nil, err
+	}
+	if err := insertOrderItems(ctx, tx, o); err != nil {
+		return nil, err
+	}
+	for _, l := range res.Lines {
+		c := &heldsway.Commission{WorkspaceID: wsID, OrderID: o.ID, OrderRef: o.OrderID, AffiliateID: l.AffiliateID,
+			Tier: l.Tier, Currency: cur.Code, Amount: l.Amount, Rate: l.RateBP(), Rule: string(l.Rule),
+			BaseAmount: l.BaseAmount, Explanation: l.Explanation, Status: heldsway.CommissionPending,
+			CreatedAt: now, UpdatedAt: now}
+		// A flagged line (self-referral, a renewal the program does not pay)
+		// is kept for the record but never paid.
+		if !l.Payable() {
+			c.Status = heldsway.CommissionRejected
+		}
+		if err := tx.QueryRowContext(ctx, `INSERT INTO commissions (workspace_id, order_id, affiliate_id, tier, currency,
+			amount, rate, rule, base_amount, explanation, status, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id`,
+			wsID, o.ID, c.AffiliateID, c.Tier, c.Currency, c.Amount, nullInt(c.Rate), c.Rule, c.BaseAmount,
+			c.Explanation, c.Status, ts(now)).Scan(&c.ID); err != nil {
+			return nil, err
+		}
+		o.Commissions = append(o.Commissions, c)
+	}
+
+	snap := snapOrder(o)
+	audited := struct {
+		*orderSnapshot
+		Evidence conversionEvidence `json:"evidence"`
+	}{snap, conversionEvidence{snapNullStr(in.ClickID), snapNullStr(in.CouponCode), snapNullStr(in.ReferralCode)}}
+	if err := s.audit(ctx, tx, wsID, "conversion.create", "order", o.ID, nil, audited); err != nil {
+		return nil, err
+	}
+	if err := s.event(ctx, tx, wsID, "conversion.created", "order", o.ID, snap); err != nil {
+		return nil, err
+	}
+	for i, c := range o.Commissions {
+		if err := s.event(ctx, tx, wsID, "commission.accrued", "commission", c.ID, snap.Commissions[i]); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// conversionEvidence is the attribution evidence as reported, for the audit
+// entry: what was claimed, whether or not it held.
+type conversionEvidence struct {
+	ClickID      *string `json:"click_id"`
+	CouponCode   *string `json:"coupon_code"`
+	ReferralCode *string `json:"referral_code"`
+}
+
+// attribute finds the affiliate an order is credited to.
+func (s *Store) attribute(ctx context.Context, tx *sql.Tx, wsID int64, in *heldsway.ConversionInput, cust *convCustomer) (attribution, error) {
+	at := in.OccurredAt
+	if in.ClickID != "" {
+		if a, ok, err := attributeClick(ctx, tx, wsID, in.ClickID, at); err != nil || ok {
+			return a, err
+		}
+	}
+	if in.CouponCode != "" {
+		var (
+			id           int64
+			active       bool
+			starts, ends sql.NullInt64
+		)
+		a, err := scanConvAffiliate(tx.QueryRowContext(ctx, `SELECT c.id, c.is_active, c.starts_at, c.ends_at, `+convAffiliateCols+`
+			FROM coupons c JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id`+convAffiliateJoin+`
+			WHERE c.workspace_id = $1 AND c.code_key = $2`, wsID, heldsway.CouponKey(in.CouponCode)),
+			&id, &active, &starts, &ends)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return attribution{}, err
+		}
+		if err == nil && active && a.attributable() && (!starts.Valid || ts(at) >= starts.Int64) && (!ends.Valid || ts(at) < ends.Int64) {
+			return attribution{method: heldsway.AttributionCoupon, aff: a, couponID: &id}, nil
+		}
+	}
+	if in.ReferralCode != "" {
+		a, err := scanConvAffiliate(tx.QueryRowContext(ctx, `SELECT `+convAffiliateCols+` FROM affiliates a`+convAffiliateJoin+`
+			WHERE a.workspace_id = $1 AND a.referral_code = $2`, wsID, in.ReferralCode))
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return attribution{}, err
+		}
+		if err == nil && a.attributable() {
+			return attribution{method: heldsway.AttributionReferralCode, aff: a}, nil
+		}
+	}
+	if cust != nil && cust.affiliateID != nil && cust.boundAt != nil && !at.Before(*cust.boundAt) {
+		a, err := readConvAffiliate(ctx, tx, wsID, *cust.affiliateID)
+		if err != nil {
+			return attribution{}, err
+		}
+		if a != nil && a.attributable() && bindingHolds(a.prog, *cust.boundAt, at) {
+			return attribution{method: heldsway.AttributionCustomer, aff: a}, nil
+		}
+	}
+	return attribution{method: heldsway.AttributionNone}, nil
+}
+
+// bindingHolds reports whether a customer bound at boundAt still earns the
+// affiliate commissions at t under its program's recurring policy.
+func bindingHolds(p convProgram, boundAt, t time.Time) bool {
+	switch p.recurring {
+	case heldsway.RecurringLifetime:
+		return true
+	case heldsway.RecurringMonths:
+		return p.months != nil && int64(commission.MonthsSince(boundAt, t)) < *p.months
+	}
+	return false
+}
+
+// readConvAffiliate reads an affiliate with its program; nil if there is none.
+func readConvAffiliate(ctx context.Context, tx *sql.Tx, wsID, id int64) (*convAffiliate, error) {
+	a, err := scanConvAffiliate(tx.QueryRowContext(ctx, `SELECT `+convAffiliateCols+` FROM affiliates a`+convAffiliateJoin+`
+		WHERE a.workspace_id = $1 AND a.id = $2`, wsID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return a, err
+}
+
+// attributeClick applies the click evidence: ok is false when it does not hold.
+func attributeClick(ctx context.Context, tx *sql.Tx, wsID int64, clickID string, at time.Time) (attribution, bool, error) {
+	var (
+		linkID, progID, created int64
+		visitor                 string
+	)
+	a, err := scanConvAffiliate(tx.QueryRowContext(ctx, `SELECT c.link_id, c.program_id, c.visitor_id, c.created_at, `+convAffiliateCols+`
+		FROM clicks c JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id`+convAffiliateJoin+`
+		WHERE c.workspace_id = $1 AND c.click_id = $2`, wsID, clickID), &linkID, &progID, &visitor, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return attribution{}, false, nil
+	} else if err != nil {
+		return attribution{}, false, err
+	}
+	// The window is the cookie's: a click older than cookie_days before the
+	// order does not count. A click may follow occurred_at by the clock skew
+	// the order's own time is allowed.
+	from := ts(at.Add(-time.Duration(a.prog.cookieDays) * 24 * time.Hour))
+	to := ts(at.Add(heldsway.ConversionFutureSkew))
+	if created < from || created > to {
+		return attribution{}, false, nil
+	}
+	if visitor == "" {
+		if !a.attributable() {
+			return attribution{}, false, nil
+		}
+		return attribution{method: heldsway.AttributionClick, aff: a, linkID: &linkID, clickID: clickID}, true, nil
+	}
+	order := "ASC"
+	if a.prog.model != heldsway.AttributionFirstClick {
+		order = "DESC"
+	}
+	var (
+		pickID         string
+		pickLink, affI int64
+	)
+	err = tx.QueryRowContext(ctx, `SELECT c.click_id, c.link_id, c.affiliate_id FROM clicks c
+		JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id
+		WHERE c.workspace_id = $1 AND c.visitor_id = $2 AND c.program_id = $3 AND c.created_at >= $4 AND c.created_at <= $5
+		AND a.status = 'active'
+		ORDER BY c.created_at `+order+`, c.id `+order+` LIMIT 1`, wsID, visitor, progID, from, to).Scan(&pickID, &pickLink, &affI)
+	if errors.Is(err, sql.ErrNoRows) {
+		return attribution{}, false, nil
+	} else if err != nil {
+		return attribution{}, false, err
+	}
+	if affI != a.id {
+		if a, err = readConvAffiliate(ctx, tx, wsID, affI); err != nil || a == nil {
+			return attribution{}, false, err
+		}
+	}
+	if !a.attributable() {
+		return attribution{}, false, nil
+	}
+	return attribution{method: heldsway.AttributionClick, aff: a, linkID: &pickLink, clickID: pickID}, true, nil
+}
+
+// commissionInput completes the engine's input for an attributed order: the
+// affiliate and its active parent, the program, the workspace tiers when they
+// can apply, the platform defaults, and whether the order renews a
+// subscription. Link commission rules have no endpoint yet, so none applies.
+func (s *Store) commissionInput(ctx context.Context, tx *sql.Tx, wsID int64, in *heldsway.ConversionInput, a *convAffiliate, calc commission.Input) (commission.Input, error) {
+	cur := calc.Order.Currency
+	p := a.prog
+	calc.Affiliate = &commission.Affiliate{ID: a.id, Email: a.email, Rate: a.rate}
+	calc.Program = commission.Program{Currency: cur, Type: commission.Type(p.typ), Value: p.value,
+		Base: commission.Base(p.base), Recurring: commission.Recurring(p.recurring), TierRate: p.tierRate}
+	if p.months != nil {
+		calc.Program.RecurringMonths = int(*p.months)
+	}
+	for _, t := range heldsway.PlatformTiers(cur) {
+		calc.Platform.Tiers = append(calc.Platform.Tiers, commission.Tier{Min: t.MinAmount, Max: t.MaxAmount, Rate: t.Rate})
+	}
+	calc.Platform.BaseRate = heldsway.PlatformBaseRate
+
+	if p.tierRate != nil && *p.tierRate > 0 && a.parentID != nil {
+		var email, status string
+		err := tx.QueryRowContext(ctx, `SELECT email, status FROM affiliates WHERE workspace_id = $1 AND id = $2`,
+			wsID, *a.parentID).Scan(&email, &status)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return calc, err
+		}
+		// Only an active parent earns: the same rule as for the referrer.
+		if err == nil && status == heldsway.AffiliateActive {
+			calc.Affiliate.Parent = &commission.Parent{ID: *a.parentID, Email: email}
+		}
+	}
+	// The workspace tiers are read only when the precedence can reach them,
+	// and only in the currency they are kept in (the default program's).
+	if a.rate == nil && p.value == nil {
+		rows, err := tx.QueryContext(ctx, `SELECT t.min_amount, t.max_amount, t.rate FROM commission_tiers t
+			JOIN programs p ON p.workspace_id = t.workspace_id AND p.is_default AND p.currency = $2
+			WHERE t.workspace_id = $1 ORDER BY t.min_amount, t.id`, wsID, cur.Code)
+		if err != nil {
+			return calc, err
+		}
+		for rows.Next() {
+			var t commission.Tier
+			var hi sql.NullInt64
+			if err := rows.Scan(&t.Min, &hi, &t.Rate); err != nil {
+				rows.Close()
+				return calc, err
+			}
+			t.Max = fromNullInt(hi)
+			calc.Tiers = append(calc.Tiers, t)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return calc, err
+		}
+	}
+	// A renewal: an order of the same subscription was converted before this
+	// one. Months count from the subscription's first order.
+	if in.SubscriptionID != "" {
+		var first sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MIN(converted_at) FROM orders
+			WHERE workspace_id = $1 AND subscription_id = $2 AND converted_at <= $3`,
+			wsID, in.SubscriptionID, ts(in.OccurredAt)).Scan(&first); err != nil {
+			return calc, err
+		}
+		if first.Valid {
+			calc.Order.Renewal = &commission.Renewal{MonthsSinceFirst: max(0, commission.MonthsSince(fromTS(first.Int64), in.OccurredAt))}
+		}
+	}
+	return calc, nil
+}
+
+// findConvCustomer finds the customer by e-mail, else by external id; nil if
+// neither is known or none matches.
+func findConvCustomer(ctx context.Context, tx *sql.Tx, wsID int64, c heldsway.OrderCustomer) (*convCustomer, error) {
+	var row *sql.Row
+	const cols = `SELECT id, affiliate_id, bound_at FROM customers WHERE workspace_id = $1 AND `
+	switch {
+	case c.Email != "" && c.ID != "":
+		row = tx.QueryRowContext(ctx, cols+`(email = $2 OR external_id = $3)
+			ORDER BY CASE WHEN email = $2 THEN 0 ELSE 1 END LIMIT 1`, wsID, c.Email, c.ID)
+	case c.Email != "":
+		row = tx.QueryRowContext(ctx, cols+`email = $2`, wsID, c.Email)
+	case c.ID != "":
+		row = tx.QueryRowContext(ctx, cols+`external_id = $2`, wsID, c.ID)
+	default:
+		return nil, nil
+	}
+	var (
+		cu         convCustomer
+		aff, bound sql.NullInt64
+	)
+	err := row.Scan(&cu.id, &aff, &bound)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	cu.affiliateID, cu.boundAt = fromNullInt(aff), fromNullTS(bound)
+	return &cu, nil
+}
+
+// bindCustomer records the customer (when the order names one) and, for a
+// recurring or lifetime program, binds it to the crediting affiliate. The first
+// binding wins: a bound customer keeps its affiliate. A self-referral binds
+// nobody. It returns the customer's id, nil when the order names none.
+func (s *Store) bindCustomer(ctx context.Context, tx *sql.Tx, wsID int64, in *heldsway.ConversionInput, cust *convCustomer, att attribution, selfReferral bool) (*int64, error) {
+	c := in.Customer
+	if c.Email == "" && c.ID == "" {
+		return nil, nil
+	}
+	var affID, progID, bound sql.NullInt64
+	if a := att.aff; a != nil && !selfReferral && (a.prog.recurring == heldsway.RecurringMonths || a.prog.recurring == heldsway.RecurringLifetime) {
+		affID, progID = sql.NullInt64{Int64: a.id, Valid: true}, sql.NullInt64{Int64: a.prog.id, Valid: true}
+		bound = sql.NullInt64{Int64: ts(in.OccurredAt), Valid: true}
+	}
+	now := ts(s.Now())
+	if cust == nil {
+		var id int64
+		// DO NOTHING on either unique index: a concurrent order of the same new
+		// customer inserted it first, and it is found again below.
+		err := tx.QueryRowContext(ctx, `INSERT INTO customers (workspace_id, email, external_id, name, affiliate_id,
+			program_id, bound_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+			ON CONFLICT DO NOTHING RETURNING id`,
+			wsID, nullStr(c.Email), nullStr(c.ID), nullStr(c.Name), affID, progID, bound, now).Scan(&id)
+		if err == nil {
+			return &id, nil
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		if cust, err = findConvCustomer(ctx, tx, wsID, c); err != nil {
+			return nil, err
+		} else if cust == nil {
+			return nil, errors.New("customer vanished after a conflicting insert")
+		}
+	}
+	if affID.Valid && cust.affiliateID == nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE customers SET affiliate_id = $1, program_id = $2, bound_at = $3, updated_at = $4
+			WHERE workspace_id = $5 AND id = $6 AND affiliate_id IS NULL`,
+			affID, progID, bound, now, wsID, cust.id); err != nil {
+			return nil, err
+		}
+	}
+	return &cust.id, nil
+}
+
+// insertOrder inserts the order and sets its id; a duplicate order_id is the
+// CONFLICT naming the existing order.
+func insertOrder(ctx context.Context, tx *sql.Tx, o *heldsway.Order) error {
+	var affID sql.NullInt64
+	if o.Affiliate != nil {
+		affID = sql.NullInt64{Int64: o.Affiliate.ID, Valid: true}
+	}
+	var meta sql.NullString
+	if o.Metadata != nil {
+		meta = sql.NullString{String: string(o.Metadata), Valid: true}
+	}
+	err := tx.QueryRowContext(ctx, `INSERT INTO orders (workspace_id, order_id, status, currency, total, subtotal,
+		discount, tax, commission_amount, commission_rate, affiliate_id, program_id, link_id, click_id, coupon_id,
+		coupon_code, customer_id, customer_email, customer_name, subscription_id, attribution, flags, metadata,
+		converted_at, auto_approve_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
+		$24, $25, $26, $26)
+		ON CONFLICT (workspace_id, order_id) DO NOTHING RETURNING id`,
+		o.WorkspaceID, o.OrderID, o.Status, o.Currency, o.Total, o.Subtotal, o.Discount, o.Tax, o.CommissionAmount,
+		nullInt(o.CommissionRate), affID, nullInt(o.ProgramID), nullInt(o.LinkID), nullStr(o.ClickID), nullInt(o.CouponID),
+		nullStr(o.CouponCode), nullInt(o.CustomerID), nullStr(o.Customer.Email), nullStr(o.Customer.Name),
+		nullStr(o.SubscriptionID), o.Attribution, joinList(o.Flags), meta, ts(o.ConvertedAt), nullTS(o.AutoApproveAt),
+		ts(o.CreatedAt)).Scan(&o.ID)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	// The conflicting order is committed: PostgreSQL's ON CONFLICT waited for
+	// its transaction, and this statement sees it.
+	var existing int64
+	if err := tx.QueryRowContext(ctx, `SELECT id FROM orders WHERE workspace_id = $1 AND order_id = $2`,
+		o.WorkspaceID, o.OrderID).Scan(&existing); err != nil {
+		return err
+	}
+	return heldsway.DuplicateOrder(o.OrderID, existing)
+}
+
+// orderItemCols is the parameter count of one order_items row.
+const orderItemCols = 7
+
+// insertOrderItems writes the order's line items in one statement (500 items
+// × 7 parameters stay below either engine's parameter limit).
+func insertOrderItems(ctx context.Context, tx *sql.Tx, o *heldsway.Order) error {
+	if len(o.Items) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO order_items (workspace_id, order_id, product_id, name, category, quantity, price) VALUES `)
+	args := make([]any, 0, len(o.Items)*orderItemCols)
+	for i, it := range o.Items {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteByte('(')
+		for j := 1; j <= orderItemCols; j++ {
+			if j > 1 {
+				q.WriteByte(',')
+			}
+			q.WriteByte('$')
+			q.WriteString(strconv.Itoa(i*orderItemCols + j))
+		}
+		q.WriteByte(')')
+		args = append(args, o.WorkspaceID, o.ID, nullStr(it.ProductID), nullStr(it.Name), nullStr(it.Category), it.Quantity, it.Price)
+	}
+	_, err := tx.ExecContext(ctx, q.String(), args...)
+	return err
+}
