@@ -15,12 +15,14 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/heldsway/heldsway/internal/api"
 	"github.com/heldsway/heldsway/internal/auth"
 	"github.com/heldsway/heldsway/internal/heldsway"
 	"github.com/heldsway/heldsway/internal/store"
+	"github.com/heldsway/heldsway/internal/worker"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -376,8 +378,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	// Background work: auth bookkeeping and queued link batches. It stops
+	// after the HTTP server has drained, so in-flight requests still see it.
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); svc.Run(bgCtx, 5*time.Second) }()
+	go func() { defer bg.Done(); _ = (&worker.Runner{Batches: st, Logger: logger}).Run(bgCtx) }()
 	bgDone := make(chan struct{})
-	go func() { defer close(bgDone); svc.Run(bgCtx, 5*time.Second) }()
+	go func() { bg.Wait(); close(bgDone) }()
 
 	logger.Info("listening", "addr", ln.Addr().String(), "db", st.Dialect.Name, "version", buildVersion())
 	errc := make(chan error, 1)
