@@ -49,6 +49,7 @@ func (s *Server) routesInit() {
 	s.routesCoupons()
 	s.routesAudit()
 	s.routesTracking()
+	s.routesConversions()
 }
 
 // routesPrograms: programs. Program configuration is settings, so the scopes
@@ -259,4 +260,26 @@ func (s *Server) routesAudit() {
 func (s *Server) routesTracking() {
 	s.handle(http.MethodGet, "/r/{slug}", s.handleRedirect)
 	s.documentTracking()
+}
+
+// routesConversions: recording conversions (orders) reported by a merchant's
+// server.
+func (s *Server) routesConversions() {
+	s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Conversions",
+		Description: "Orders reported by the merchant, attributed to an affiliate, with their commission breakdown."})
+	register(s, huma.Operation{OperationID: "createConversion", Method: http.MethodPost, Path: "/v1/conversions",
+		Tags: []string{"Conversions"}, Summary: "Record a conversion (order)", DefaultStatus: http.StatusCreated,
+		Description: "Attributes the order by the first evidence that holds: click_id (within the program's cookie window; " +
+			"the program's attribution_model picks the first or last click of that visitor), coupon_code (active and in its " +
+			"window), referral_code, then the customer's binding from an earlier order (recurring and lifetime programs). " +
+			"Only active affiliates in active programs are credited; evidence that does not hold (unknown, expired, another " +
+			"workspace's) is skipped. With none the order is stored unattributed (attribution none, commission 0). " +
+			"Commissions follow the rate precedence affiliate override → program rate → workspace tiers → platform default, " +
+			"plus a tier-2 line for an active parent when the program has a tier_rate. A self-referral (customer e-mail is " +
+			"the affiliate's or its parent's) is recorded pending with flag self_referral and its commissions rejected. " +
+			"An order_id already recorded in the workspace is 409 CONFLICT with details {\"order_id\": [message], " +
+			"\"existing_id\": <id>} and nothing is written, also for concurrent retries without an Idempotency-Key. " +
+			"An attributed order in a currency other than its program's is 422 with details on currency. " +
+			"Answers 201 with the order object.",
+		Errors: []int{http.StatusConflict}}, heldsway.ScopeConversionsWrite, s.handleConversionCreate)
 }
