@@ -1,0 +1,223 @@
+package store_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heldsway/heldsway/internal/heldsway"
+	"github.com/heldsway/heldsway/internal/store"
+	"github.com/heldsway/heldsway/internal/store/storetest"
+)
+
+// The conversion half of the OrderService conformance suite, on every engine.
+// Attribution and commission cases are tested end to end in internal/api; these
+// tests hold the store's own promises: validation before any write, the
+// stored order reads back as returned, and concurrency.
+
+type cvFixture struct {
+	*bundle
+	ws   *heldsway.Workspace
+	aff  int64
+	code string
+}
+
+func cvSetup(t *testing.T, st *store.Store) *cvFixture {
+	t.Helper()
+	b := setup(t, st)
+	f := &cvFixture{bundle: b, ws: b.workspace("Conversions " + t.Name())}
+	f.aff = storetest.InsertAffiliate(t, st.DB(), f.ws.ID, "USD", heldsway.AffiliateActive)
+	if err := st.DB().QueryRow(`SELECT referral_code FROM affiliates WHERE id = $1`, f.aff).Scan(&f.code); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *cvFixture) input(orderID string) heldsway.ConversionInput {
+	return heldsway.ConversionInput{OrderID: orderID, Currency: "USD", Total: 11000, Subtotal: 10000,
+		OccurredAt: f.clock.Now().Add(-time.Hour), ReferralCode: f.code}
+}
+
+func (f *cvFixture) count(table string) int {
+	f.t.Helper()
+	var n int
+	if err := f.st.DB().QueryRow(`SELECT COUNT(*) FROM `+table+` WHERE workspace_id = $1`, f.ws.ID).Scan(&n); err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+func TestCreateConversionReadsBack(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := cvSetup(t, st)
+		in := f.input(" #rb-1 ")
+		in.Customer = heldsway.OrderCustomer{Email: " Reader@Example.COM ", ID: "cus-9", Name: "Reader"}
+		in.LineItems = []heldsway.LineItem{{ProductID: "p", Name: "Thing", Quantity: 3, Price: 3333}}
+		in.Metadata = []byte(`{ "a" : [1, 2] }`)
+		in.Discount, in.Tax = 500, 1000
+		o, err := st.CreateConversion(f.ctx, f.ws.ID, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.ID == 0 || o.OrderID != "#rb-1" || o.Customer.Email != "reader@example.com" || string(o.Metadata) != `{"a":[1,2]}` ||
+			len(o.Commissions) != 1 || o.Commissions[0].ID == 0 || o.CustomerID == nil || o.Attribution != heldsway.AttributionReferralCode {
+			t.Fatalf("returned %+v", o)
+		}
+		got, err := st.FindOrder(f.ctx, f.ws.ID, o.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The response is built without reading the row back: it must say what
+		// a later read says.
+		for _, c := range []struct {
+			name      string
+			got, want any
+		}{
+			{"order_id", got.OrderID, o.OrderID}, {"status", got.Status, o.Status}, {"currency", got.Currency, o.Currency},
+			{"total", got.Total, o.Total}, {"subtotal", got.Subtotal, o.Subtotal}, {"discount", got.Discount, o.Discount},
+			{"tax", got.Tax, o.Tax}, {"commission_amount", got.CommissionAmount, o.CommissionAmount},
+			{"commission_rate", fmt.Sprint(*got.CommissionRate), fmt.Sprint(*o.CommissionRate)},
+			{"affiliate", *got.Affiliate, *o.Affiliate}, {"program_id", *got.ProgramID, *o.ProgramID},
+			{"customer", got.Customer, o.Customer}, {"customer_id", *got.CustomerID, *o.CustomerID},
+			{"attribution", got.Attribution, o.Attribution}, {"flags", fmt.Sprint(got.Flags), fmt.Sprint(o.Flags)},
+			{"metadata", string(got.Metadata), string(o.Metadata)}, {"converted_at", got.ConvertedAt, o.ConvertedAt},
+			{"created_at", got.CreatedAt, o.CreatedAt}, {"items", fmt.Sprint(got.Items), fmt.Sprint(o.Items)},
+			{"commission", fmt.Sprintf("%d %d %d %d %s %s %d", got.Commissions[0].ID, got.Commissions[0].AffiliateID,
+				got.Commissions[0].Amount, *got.Commissions[0].Rate, got.Commissions[0].Rule, got.Commissions[0].Status,
+				got.Commissions[0].BaseAmount),
+				fmt.Sprintf("%d %d %d %d %s %s %d", o.Commissions[0].ID, o.Commissions[0].AffiliateID,
+					o.Commissions[0].Amount, *o.Commissions[0].Rate, o.Commissions[0].Rule, o.Commissions[0].Status,
+					o.Commissions[0].BaseAmount)},
+		} {
+			if c.got != c.want {
+				t.Errorf("%s: stored %v, returned %v", c.name, c.got, c.want)
+			}
+		}
+	})
+}
+
+func TestCreateConversionValidatesBeforeWriting(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := cvSetup(t, st)
+		for _, tc := range []struct {
+			field string
+			mod   func(in *heldsway.ConversionInput)
+		}{
+			{"order_id", func(in *heldsway.ConversionInput) { in.OrderID = "" }},
+			{"currency", func(in *heldsway.ConversionInput) { in.Currency = "US" }},
+			{"total", func(in *heldsway.ConversionInput) { in.Total = -1 }},
+			{"subtotal", func(in *heldsway.ConversionInput) { in.Subtotal = 1_000_000_000_000_001 }},
+			{"occurred_at", func(in *heldsway.ConversionInput) { in.OccurredAt = f.clock.Now().Add(time.Hour) }},
+			{"customer.email", func(in *heldsway.ConversionInput) { in.Customer.Email = "Name <a@b.example>" }},
+			{"line_items.0.quantity", func(in *heldsway.ConversionInput) { in.LineItems = []heldsway.LineItem{{Quantity: 0}} }},
+			{"metadata", func(in *heldsway.ConversionInput) { in.Metadata = []byte(`"text"`) }},
+		} {
+			in := f.input("#bad")
+			tc.mod(&in)
+			_, err := st.CreateConversion(f.ctx, f.ws.ID, in)
+			var he *heldsway.Error
+			if !errors.As(err, &he) || he.Code != heldsway.EVALIDATION || he.Details[tc.field] == nil {
+				t.Fatalf("%s: %v", tc.field, err)
+			}
+		}
+		for _, table := range []string{"orders", "customers", "audit_log", "events"} {
+			if n := f.count(table); n != 0 {
+				t.Fatalf("%s: %d rows after bad input", table, n)
+			}
+		}
+	})
+}
+
+// TestCreateConversionConcurrentDuplicates: 20 concurrent creations of one
+// order_id make one order; the others get CONFLICT naming it.
+func TestCreateConversionConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := cvSetup(t, st)
+		const n = 20
+		var wg sync.WaitGroup
+		orders := make([]*heldsway.Order, n)
+		errs := make([]error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				in := f.input("#same")
+				in.Customer.Email = "same@example.com"
+				orders[i], errs[i] = st.CreateConversion(f.ctx, f.ws.ID, in)
+			}()
+		}
+		wg.Wait()
+		var id int64
+		for i := range n {
+			if errs[i] == nil {
+				if id != 0 {
+					t.Fatal("two orders created")
+				}
+				id = orders[i].ID
+			}
+		}
+		for i := range n {
+			if errs[i] == nil {
+				continue
+			}
+			var he *heldsway.Error
+			if !errors.As(errs[i], &he) || he.Code != heldsway.ECONFLICT || he.Details["existing_id"] != id {
+				t.Fatalf("error %v (details %v), want CONFLICT with existing_id %d", errs[i], he, id)
+			}
+		}
+		for table, want := range map[string]int{"orders": 1, "commissions": 1, "customers": 1, "audit_log": 1, "events": 2} {
+			if got := f.count(table); got != want {
+				t.Fatalf("%s: %d rows, want %d", table, got, want)
+			}
+		}
+	})
+}
+
+// TestCreateConversionConcurrentNewCustomer: concurrent orders of one new
+// customer share one customers row, bound once.
+func TestCreateConversionConcurrentNewCustomer(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := cvSetup(t, st)
+		if _, err := st.DB().Exec(`UPDATE programs SET recurring = 'lifetime' WHERE id = (SELECT program_id FROM affiliates WHERE id = $1)`, f.aff); err != nil {
+			t.Fatal(err)
+		}
+		const n = 10
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		custIDs := make([]int64, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				in := f.input(fmt.Sprintf("#cust-%d", i))
+				in.Customer = heldsway.OrderCustomer{Email: "new@example.com", ID: "ext-new"}
+				o, err := st.CreateConversion(f.ctx, f.ws.ID, in)
+				if errs[i] = err; err == nil {
+					custIDs[i] = *o.CustomerID
+				}
+			}()
+		}
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("order %d: %v", i, errs[i])
+			}
+			if custIDs[i] != custIDs[0] {
+				t.Fatalf("customer ids %v", custIDs)
+			}
+		}
+		var bound int64
+		if err := st.DB().QueryRow(`SELECT affiliate_id FROM customers WHERE workspace_id = $1`, f.ws.ID).Scan(&bound); err != nil || bound != f.aff {
+			t.Fatalf("binding %d %v", bound, err)
+		}
+		if got := f.count("customers"); got != 1 {
+			t.Fatalf("customers: %d", got)
+		}
+	})
+}
