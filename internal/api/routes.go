@@ -50,6 +50,7 @@ func (s *Server) routesInit() {
 	s.routesAudit()
 	s.routesTracking()
 	s.routesConversions()
+	s.routesOrders()
 }
 
 // routesPrograms: programs. Program configuration is settings, so the scopes
@@ -282,4 +283,86 @@ func (s *Server) routesConversions() {
 			"An attributed order in a currency other than its program's is 422 with details on currency. " +
 			"Answers 201 with the order object.",
 		Errors: []int{http.StatusConflict}}, heldsway.ScopeConversionsWrite, s.handleConversionCreate)
+}
+
+// routesOrders: reviewing orders (digest §5.7) and commissions. GET
+// /v1/conversions and /v1/conversions/{id} are aliases of the order list and
+// detail: the same handlers, the same resource.
+func (s *Server) routesOrders() {
+	s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Orders",
+		Description: "Orders (conversions) under review: list, statistics, CSV export, approve, reject, refund; and their commissions."})
+	tags := []string{"Orders"}
+	read, write := heldsway.ScopeOrdersRead, heldsway.ScopeOrdersWrite
+	listDoc := "Cursor-paginated (page is honoured for compatibility). Filters: search (merchant order id or affiliate name), " +
+		"status, affiliate_id (one of this workspace's affiliates, else 422), from/to (YYYY-MM-DD, UTC, inclusive, on " +
+		"converted_at; to ≥ from). Sort order_id, order_total, commission_amount, converted_at (default) or status. Each " +
+		"item is the order object with its commission breakdown; line_items only on the detail."
+	notFound := []int{http.StatusNotFound}
+	register(s, huma.Operation{OperationID: "listOrders", Method: http.MethodGet, Path: "/v1/orders", Tags: tags,
+		Summary: "List orders", Description: listDoc}, read, s.handleOrderList)
+	register(s, huma.Operation{OperationID: "getOrderStats", Method: http.MethodGet, Path: "/v1/orders/stats", Tags: tags,
+		Summary: "Order statistics per currency",
+		Description: "The dashboard's five figures over the orders the list's filters select, one entry per currency: " +
+			"total_orders, total_revenue (sum of subtotals), total_commission (pending + approved), pending (commission " +
+			"awaiting approval) and approved (commission confirmed for payout, paid included); commission figures are net " +
+			"of refund reversals."}, read, s.handleOrderStats)
+	register(s, huma.Operation{OperationID: "exportOrders", Method: http.MethodGet, Path: "/v1/orders/export", Tags: tags,
+		Summary: "Export orders as CSV",
+		Description: "The filtered list as text/csv (attachment), streamed, with the list's filters, sort and direction. " +
+			"Columns: " + orderExportColumnsDoc() + ". Amounts carry the currency's exact decimals, as in " +
+			"the API; rates two decimals; times RFC 3339 UTC with microseconds; absent values are empty. Free-text cells " +
+			"starting with =, +, -, @ get a leading apostrophe (CSV injection). Throttled at 30 requests per minute per API key.",
+		Middlewares: huma.Middlewares{s.limitExport},
+		Responses: map[string]*huma.Response{"200": {Description: "CSV, one header row then one row per order.",
+			Headers: map[string]*huma.Param{"Content-Disposition": {Description: `attachment; filename="orders-YYYY-MM-DD.csv"`,
+				Schema: &huma.Schema{Type: "string"}}},
+			Content: map[string]*huma.MediaType{"text/csv": {Schema: &huma.Schema{Type: "string"}}}}}},
+		read, s.handleOrderExport)
+	register(s, huma.Operation{OperationID: "getOrder", Method: http.MethodGet, Path: "/v1/orders/{id}", Tags: tags,
+		Summary: "Get an order with its commission breakdown", Description: "Each commission line says which rule set its " +
+			"rate, the rate, the base it applied to, an explanation, what refunds reversed and its status.",
+		Errors: notFound}, read, s.handleOrderGet)
+	review := "Only from pending: any other status is 409 INVALID_STATUS_TRANSITION naming it (also for the loser of two " +
+		"concurrent reviews). Optional body {reason}, kept in the audit entry. "
+	register(s, huma.Operation{OperationID: "approveOrder", Method: http.MethodPost, Path: "/v1/orders/{id}/approve", Tags: tags,
+		Summary: "Approve a pending order",
+		Description: review + "Sets approved_at and approves the order's pending commissions; lines rejected at conversion " +
+			"(self-referral, unpaid renewal) stay rejected. Events conversion.approved and commission.approved.",
+		Errors: []int{http.StatusNotFound, http.StatusConflict}}, write, s.handleOrderApprove)
+	register(s, huma.Operation{OperationID: "rejectOrder", Method: http.MethodPost, Path: "/v1/orders/{id}/reject", Tags: tags,
+		Summary: "Reject a pending order",
+		Description: review + "Sets rejected_at, rejects the pending commissions and sets commission_amount to 0. Events " +
+			"conversion.rejected and commission.rejected.",
+		Errors: []int{http.StatusNotFound, http.StatusConflict}}, write, s.handleOrderReject)
+	bulk := `Body {"ids": [1–100 distinct internal ids], "reason"?}. Each id is reviewed on its own, so one failure does ` +
+		"not undo the others; the answer is 200 with one result per id: {id, success, status} or {id, success: false, " +
+		"error {code, message}} (NOT_FOUND, INVALID_STATUS_TRANSITION)."
+	register(s, huma.Operation{OperationID: "bulkApproveOrders", Method: http.MethodPost, Path: "/v1/orders/bulk-approve", Tags: tags,
+		Summary: "Approve many orders", Description: bulk}, write, s.handleOrderBulkApprove)
+	register(s, huma.Operation{OperationID: "bulkRejectOrders", Method: http.MethodPost, Path: "/v1/orders/bulk-reject", Tags: tags,
+		Summary: "Reject many orders", Description: bulk}, write, s.handleOrderBulkReject)
+	register(s, huma.Operation{OperationID: "refundOrder", Method: http.MethodPost, Path: "/v1/orders/{id}/refund", Tags: tags,
+		Summary: "Record a full or partial refund",
+		Description: "Body {amount?, reason?}: without amount the whole unrefunded total; with it, > 0 and at most the " +
+			"unrefunded total, in the order's currency. Commissions are reversed cumulatively in proportion to the refunded " +
+			"share of the order total (half-up), so partial refunds add up exactly to a full reversal; a line fully reversed " +
+			"becomes reversed (a paid line's reversal is carried to the affiliate's next payout as a negative balance). " +
+			"commission_amount drops by what was reversed; a full refund cancels the order (a rejected order stays " +
+			"rejected). A cancelled order is 409 INVALID_STATUS_TRANSITION. Events conversion.refunded and " +
+			"commission.reversed per line.",
+		Errors: []int{http.StatusNotFound, http.StatusConflict}}, write, s.handleOrderRefund)
+
+	alias := " Alias of the order routes: the same resource and handler."
+	register(s, huma.Operation{OperationID: "listConversions", Method: http.MethodGet, Path: "/v1/conversions",
+		Tags: []string{"Conversions"}, Summary: "List conversions (orders)", Description: listDoc + alias}, read, s.handleOrderList)
+	register(s, huma.Operation{OperationID: "getConversion", Method: http.MethodGet, Path: "/v1/conversions/{id}",
+		Tags: []string{"Conversions"}, Summary: "Get a conversion (order)", Description: "See GET /v1/orders/{id}." + alias,
+		Errors: notFound}, read, s.handleOrderGet)
+
+	register(s, huma.Operation{OperationID: "listCommissions", Method: http.MethodGet, Path: "/v1/commissions", Tags: tags,
+		Summary: "List commissions",
+		Description: "Every commission of the workspace with its order's internal id (conversion_id) and merchant id " +
+			"(order_id). Cursor-paginated. Filters: affiliate_id (one of this workspace's, else 422), status (pending, " +
+			"approved, rejected, reversed, paid), from/to on created_at. Sort created_at (default) or amount."},
+		read, s.handleCommissionList)
 }

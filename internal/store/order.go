@@ -225,6 +225,13 @@ func checkOrderAffiliate(ctx context.Context, q orderQuerier, wsID, affID int64)
 	return err
 }
 
+// CheckOrderFilter validates a filter's references without reading orders: the
+// affiliate must be one of the workspace's (EVALIDATION otherwise). The export
+// calls it before it starts streaming, while it can still answer 422.
+func (s *Store) CheckOrderFilter(ctx context.Context, wsID int64, f heldsway.OrderFilter) error {
+	return unavailable(checkOrderAffiliate(ctx, s.r, wsID, f.AffiliateID))
+}
+
 // orderWhere is the WHERE clause of a filter over orderFrom (or any FROM that
 // names orders o and affiliates a).
 func orderWhere(wsID int64, f heldsway.OrderFilter) (string, []any) {
