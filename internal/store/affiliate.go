@@ -120,8 +120,8 @@ func affiliateSnapshot(a *heldsway.Affiliate) *affiliateSnap {
 
 // affiliateSorts whitelists the list sorts. commission_rate is nullable: NULL
 // (no override) sorts as -1, below every real rate, so keyset comparisons keep
-// those rows. Each sort has an index on (workspace_id, <expr>, id), also after
-// the status or program filter (00004).
+// those rows. Each sort has an index in (workspace_id, <expr>, id) order (00002,
+// 00004).
 var affiliateSorts = map[string]sortCol{
 	heldsway.AffiliateSortCreatedAt:      {expr: "a.created_at", isInt: true},
 	heldsway.AffiliateSortReferralCode:   {expr: "a.referral_code"},
