@@ -14,6 +14,10 @@ import (
 	"github.com/heldsway/heldsway/internal/money"
 )
 
+// The store implements the whole order contract: CreateConversion lives in
+// conversion.go, the review half here.
+var _ heldsway.OrderService = (*Store)(nil)
+
 // Orders under review: reading, listing, aggregating and exporting orders;
 // approving, rejecting and refunding them; listing commissions; and the
 // auto-approval sweep. CreateConversion (conversion.go) writes the orders.
