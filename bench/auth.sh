@@ -8,23 +8,32 @@
 # Needs go, wrk, curl and jq; the PostgreSQL cases also need psql and a server
 # reachable as $BENCH_PG_ADMIN (they are skipped if it is not).
 #
+# The machine may be shared, so the cases are interleaved: every round measures
+# each case once, in the same order, and the summary gives the median over the
+# rounds. The /v1/me ÷ bare ratio is taken within each round (measurements
+# seconds apart) and its median reported. "CPU/req" is the server process's own
+# CPU time (user + system, from /proc) divided by the requests it answered: it
+# moves far less with other load on the machine than req/s does.
+#
 # Environment (all optional):
-#   BENCH_DURATION     seconds per measurement (15)
+#   BENCH_ROUNDS       rounds (3)
+#   BENCH_DURATION     seconds per case per round (5; 3 rounds make 15 s a case)
 #   BENCH_THREADS      wrk threads (2)
 #   BENCH_CONNECTIONS  wrk connections (50)
-#   BENCH_WARMUP       seconds of unmeasured load before each case (3)
+#   BENCH_WARMUP       seconds of unmeasured load per case before round 1 (2)
 #   BENCH_PG_ADMIN     admin URL for creating the database (postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
 #   BENCH_PG_DB        database to (re)create for the run (heldsway_bench)
 #   BENCH_PORT         ports are taken from here upwards, skipping busy ones (28080)
 #   BENCH_PROFILE      if set, a directory: each HeldSway server writes a CPU
-#                      profile of its run there (heldsway serve --cpuprofile)
+#                      profile of its whole run there (heldsway serve --cpuprofile)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-DUR=${BENCH_DURATION:-15}
+ROUNDS=${BENCH_ROUNDS:-3}
+DUR=${BENCH_DURATION:-5}
 THREADS=${BENCH_THREADS:-2}
 CONNS=${BENCH_CONNECTIONS:-50}
-WARMUP=${BENCH_WARMUP:-3}
+WARMUP=${BENCH_WARMUP:-2}
 PG_ADMIN=${BENCH_PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 PG_DB=${BENCH_PG_DB:-heldsway_bench}
 PORT=${BENCH_PORT:-28080}
@@ -60,10 +69,33 @@ wait_up() { # url
 	exit 1
 }
 
-# start_heldsway NAME DB PORT: starts a server with the access log off and the
-# token endpoint's per-IP throttle lifted (production keeps the documented 120/min).
+# next_port sets $PORT to the next port from $PORT up that nothing listens on
+# (other people's servers may share the machine).
+next_port() {
+	while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
+		PORT=$((PORT + 1))
+	done
+}
+
+declare -A URL LUA PID_OF
+CASES=()
+
+# add_case NAME PID URL [LUA]
+add_case() {
+	CASES+=("$1")
+	PID_OF[$1]=$2
+	URL[$1]=$3
+	LUA[$1]=${4:-}
+}
+
+# start_heldsway NAME DB: starts a server with the access log off and the token
+# endpoint's per-IP throttle lifted (production keeps the documented 120/min),
+# creates a key, and registers the /v1/me and token cases.
 start_heldsway() {
-	local name=$1 db=$2 port=$3
+	local name=$1 db=$2
+	next_port
+	local port=$PORT
+	PORT=$((PORT + 1))
 	local extra=()
 	if [ -n "$PROFILE" ]; then
 		mkdir -p "$PROFILE"
@@ -72,109 +104,102 @@ start_heldsway() {
 	HELDSWAY_ACCESS_LOG=0 HELDSWAY_TOKEN_IP_LIMIT=1000000000 \
 		"$WORK/heldsway" serve --addr "127.0.0.1:$port" --db "$db" "${extra[@]}" \
 		>"$WORK/$name.out" 2>"$WORK/$name.err" &
-	PIDS+=($!)
+	local pid=$!
+	PIDS+=("$pid")
 	wait_up "http://127.0.0.1:$port/healthz"
 	# A read-only key whose per-minute budget does not cap the benchmark.
 	"$WORK/heldsway" key create --db "$db" --workspace 1 --name bench --scopes read-only \
 		--rate-limit 1000000 --json >"$WORK/$name.key"
-}
-
-# wrk Lua scripts: the token exchange posts the key's credentials as JSON;
-# /v1/me sends a bearer token obtained once beforehand.
-lua_token() { # keyfile
-	local key secret
-	key=$(jq -r .api_key "$1")
-	secret=$(jq -r .api_secret "$1")
-	cat <<EOF
+	local key secret token
+	key=$(jq -r .api_key "$WORK/$name.key")
+	secret=$(jq -r .api_secret "$WORK/$name.key")
+	# wrk scripts: the exchange posts the credentials as JSON; /v1/me sends a
+	# bearer token obtained once beforehand.
+	cat >"$WORK/$name-token.lua" <<EOF
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"api_key":"$key","api_secret":"$secret"}'
 EOF
-}
-
-lua_me() { # port keyfile
-	local token
-	token=$(curl -fsS "http://127.0.0.1:$1/v1/auth/token" -H 'Content-Type: application/json' \
-		-d "$(jq -c '{api_key, api_secret}' "$2")" | jq -r .data.access_token)
-	[ -n "$token" ] && [ "$token" != null ] || { echo "bench: no token from :$1" >&2; exit 1; }
-	cat <<EOF
+	token=$(curl -fsS "http://127.0.0.1:$port/v1/auth/token" -H 'Content-Type: application/json' \
+		-d "{\"api_key\":\"$key\",\"api_secret\":\"$secret\"}" | jq -r .data.access_token)
+	[ -n "$token" ] && [ "$token" != null ] || { echo "bench: no token from $name" >&2; exit 1; }
+	cat >"$WORK/$name-me.lua" <<EOF
 wrk.method = "GET"
 wrk.headers["Authorization"] = "Bearer $token"
 EOF
+	add_case "me-$name" "$pid" "http://127.0.0.1:$port/v1/me" "$WORK/$name-me.lua"
+	add_case "token-$name" "$pid" "http://127.0.0.1:$port/v1/auth/token" "$WORK/$name-token.lua"
 }
 
-RESULTS=()
-# measure LABEL URL [LUA]: warms up, then runs wrk and records req/s and p99.
-measure() {
-	local label=$1 url=$2 lua=${3:-}
-	local args=(-t"$THREADS" -c"$CONNS" --latency)
-	[ -n "$lua" ] && args+=(-s "$lua")
-	echo "# $label: $url" >&2
-	if [ "$WARMUP" -gt 0 ]; then
-		wrk "${args[@]}" -d"${WARMUP}s" "$url" >/dev/null
-	fi
-	local out
-	out=$(wrk "${args[@]}" -d"${DUR}s" "$url")
-	echo "$out" >&2
-	local rps p99 errs
-	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-	p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-	errs=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
-	if [ -n "$errs" ]; then
-		echo "bench: $label had $errs non-2xx responses; the figures are not valid" >&2
-		exit 1
-	fi
-	RESULTS+=("$label|$rps|$p99")
-}
-
-rps_of() { # label
-	local r
-	for r in "${RESULTS[@]}"; do
-		[ "${r%%|*}" = "$1" ] && { cut -d'|' -f2 <<<"$r"; return; }
-	done
-}
-
-# next_port sets $PORT to the next port from $PORT up that nothing listens on
-# (other people's servers may share the machine).
-next_port() {
-	while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
-		PORT=$((PORT + 1))
-	done
-}
-next_port; BARE_PORT=$PORT; PORT=$((PORT + 1))
-next_port; SQLITE_PORT=$PORT; PORT=$((PORT + 1))
-next_port; PG_PORT=$PORT
-
+next_port
+BARE_PORT=$PORT
+PORT=$((PORT + 1))
 "$WORK/bare" --addr "127.0.0.1:$BARE_PORT" &
-PIDS+=($!)
+BARE_PID=$!
+PIDS+=("$BARE_PID")
 wait_up "http://127.0.0.1:$BARE_PORT/"
+add_case bare "$BARE_PID" "http://127.0.0.1:$BARE_PORT/"
 
-start_heldsway sqlite "$WORK/bench.db" "$SQLITE_PORT"
-lua_token "$WORK/sqlite.key" >"$WORK/sqlite-token.lua"
-lua_me "$SQLITE_PORT" "$WORK/sqlite.key" >"$WORK/sqlite-me.lua"
+start_heldsway sqlite "$WORK/bench.db"
 
 HAVE_PG=0
 if command -v psql >/dev/null && psql "$PG_ADMIN" -qAtc 'SELECT 1' >/dev/null 2>&1; then
 	psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $PG_DB" -c "CREATE DATABASE $PG_DB" >/dev/null
-	PG_URL="${PG_ADMIN%%/postgres\?*}/$PG_DB?sslmode=disable"
-	start_heldsway postgres "$PG_URL" "$PG_PORT"
-	lua_token "$WORK/postgres.key" >"$WORK/postgres-token.lua"
-	lua_me "$PG_PORT" "$WORK/postgres.key" >"$WORK/postgres-me.lua"
+	start_heldsway postgres "${PG_ADMIN%%/postgres\?*}/$PG_DB?sslmode=disable"
 	HAVE_PG=1
 else
 	echo "bench: PostgreSQL not reachable at $PG_ADMIN; skipping its cases" >&2
 fi
 
-# The bare handler is measured before each store's pair, so each ratio compares
-# figures taken minutes apart on the same (shared) machine.
-measure "bare net/http (before SQLite)" "http://127.0.0.1:$BARE_PORT/"
-measure "GET /v1/me, SQLite" "http://127.0.0.1:$SQLITE_PORT/v1/me" "$WORK/sqlite-me.lua"
-measure "POST /v1/auth/token, SQLite" "http://127.0.0.1:$SQLITE_PORT/v1/auth/token" "$WORK/sqlite-token.lua"
-if [ "$HAVE_PG" = 1 ]; then
-	measure "bare net/http (before PostgreSQL)" "http://127.0.0.1:$BARE_PORT/"
-	measure "GET /v1/me, PostgreSQL" "http://127.0.0.1:$PG_PORT/v1/me" "$WORK/postgres-me.lua"
-	measure "POST /v1/auth/token, PostgreSQL" "http://127.0.0.1:$PG_PORT/v1/auth/token" "$WORK/postgres-token.lua"
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# to_ms converts a wrk latency (850.00us, 1.20ms, 1.37s) to milliseconds.
+to_ms() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0
+		if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /m$/) n *= 60000; else if (v ~ /s$/) n *= 1000
+		printf "%.2f", n }'
+}
+
+LINES=() # case|round|req/s|p99 ms|CPU µs per request
+# measure CASE ROUND: one wrk run; records req/s, p99 and the server's CPU per request.
+measure() {
+	local c=$1 round=$2
+	local args=(-t"$THREADS" -c"$CONNS" --latency)
+	[ -n "${LUA[$c]}" ] && args+=(-s "${LUA[$c]}")
+	echo "# round $round: $c ${URL[$c]}" >&2
+	local t0 t1 out
+	t0=$(cpu_ticks "${PID_OF[$c]}")
+	out=$(wrk "${args[@]}" -d"${DUR}s" "${URL[$c]}")
+	t1=$(cpu_ticks "${PID_OF[$c]}")
+	echo "$out" >&2
+	if grep -q 'Non-2xx or 3xx responses' <<<"$out"; then
+		echo "bench: $c answered non-2xx responses; the figures are not valid" >&2
+		exit 1
+	fi
+	local rps p99 n cpu
+	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+	p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+	n=$(awk '/ requests in / {print $1}' <<<"$out")
+	cpu=$(awk -v t=$((t1 - t0)) -v hz="$TICK" -v n="$n" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+	LINES+=("$c|$round|$rps|$p99|$cpu")
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ "$WARMUP" -gt 0 ]; then
+	for c in "${CASES[@]}"; do
+		args=(-t"$THREADS" -c"$CONNS")
+		[ -n "${LUA[$c]}" ] && args+=(-s "${LUA[$c]}")
+		wrk "${args[@]}" -d"${WARMUP}s" "${URL[$c]}" >/dev/null
+	done
 fi
+for round in $(seq 1 "$ROUNDS"); do
+	for c in "${CASES[@]}"; do
+		measure "$c" "$round"
+	done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Stop the servers gracefully (SIGTERM: background jobs of a script ignore
 # SIGINT) so CPU profiles, if asked for, are written.
@@ -182,19 +207,56 @@ for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 PIDS=()
 
+# field CASE ROUND N: column N (3 req/s, 4 p99, 5 CPU) of one measurement.
+field() {
+	local l
+	for l in "${LINES[@]}"; do
+		IFS='|' read -r c r rest <<<"$l"
+		if [ "$c" = "$1" ] && [ "$r" = "$2" ]; then
+			cut -d'|' -f"$3" <<<"$l"
+			return
+		fi
+	done
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+med() { # CASE N
+	for r in $(seq 1 "$ROUNDS"); do field "$1" "$r" "$2"; done | median
+}
+ratio_med() { # CASE: median over rounds of CASE req/s ÷ bare req/s
+	for r in $(seq 1 "$ROUNDS"); do
+		awk -v a="$(field "$1" "$r" 3)" -v b="$(field bare "$r" 3)" 'BEGIN { printf "%.4f\n", a / b }'
+	done | median
+}
+pct() { awk -v x="$1" 'BEGIN { printf "%.0f%%", 100 * x }'; }
+
+declare -A LABEL=(
+	[bare]="bare net/http handler"
+	[me-sqlite]="GET /v1/me, SQLite"
+	[token-sqlite]="POST /v1/auth/token, SQLite"
+	[me-postgres]="GET /v1/me, PostgreSQL"
+	[token-postgres]="POST /v1/auth/token, PostgreSQL"
+)
+
 echo
-echo "wrk -t$THREADS -c$CONNS -d${DUR}s --latency, loopback; $(nproc) cores, $(go env GOVERSION)"
+echo "$(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(go env GOVERSION), $(wrk --version 2>&1 | awk 'NR == 1 {print $1, $2}')"
+echo "wrk -t$THREADS -c$CONNS --latency over loopback; $ROUNDS interleaved rounds of ${DUR}s per case; medians"
+echo "load average before: $LOAD_BEFORE; after: $LOAD_AFTER"
 echo
-echo "| Case | Requests/s | p99 latency |"
-echo "|---|---:|---:|"
-for r in "${RESULTS[@]}"; do
-	IFS='|' read -r label rps p99 <<<"$r"
-	echo "| $label | $rps | $p99 |"
+echo "| Case | Requests/s | p99 latency | Server CPU per request |"
+echo "|---|---:|---:|---:|"
+for c in "${CASES[@]}"; do
+	printf '| %s | %.0f | %.2f ms | %.1f µs |\n' "${LABEL[$c]}" "$(med "$c" 3)" "$(med "$c" 4)" "$(med "$c" 5)"
 done
 echo
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
-echo "- /v1/me ÷ bare, SQLite: $(ratio "$(rps_of 'GET /v1/me, SQLite')" "$(rps_of 'bare net/http (before SQLite)')") (goal ≥ 50%)"
+echo "Per round (req/s):"
+for c in "${CASES[@]}"; do
+	printf -- '- %s:' "${LABEL[$c]}"
+	for r in $(seq 1 "$ROUNDS"); do printf ' %.0f' "$(field "$c" "$r" 3)"; done
+	echo
+done
+echo
+echo "- /v1/me ÷ bare, SQLite: $(pct "$(ratio_med me-sqlite)") (median of per-round ratios; goal ≥ 50%)"
 if [ "$HAVE_PG" = 1 ]; then
-	echo "- /v1/me ÷ bare, PostgreSQL: $(ratio "$(rps_of 'GET /v1/me, PostgreSQL')" "$(rps_of 'bare net/http (before PostgreSQL)')") (goal ≥ 50%)"
+	echo "- /v1/me ÷ bare, PostgreSQL: $(pct "$(ratio_med me-postgres)") (median of per-round ratios; goal ≥ 50%)"
 fi
-echo "- token exchange, SQLite: $(rps_of 'POST /v1/auth/token, SQLite')/s (goal ≥ 5000/s)"
+printf -- '- token exchange, SQLite: %.0f/s (goal ≥ 5,000/s)\n' "$(med token-sqlite 3)"
