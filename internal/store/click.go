@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/heldsway/heldsway/internal/heldsway"
@@ -178,43 +177,50 @@ func (s *Store) InstallationSecret(ctx context.Context, name string) ([]byte, er
 	return secret, nil
 }
 
-// clickCols is the column list of one clicks row, in insert order.
-const clickCols = 11
+// insertClickSQL is the single-row INSERT SQLite runs once per click, prepared.
+const insertClickSQL = `INSERT INTO clicks (workspace_id, link_id, affiliate_id, program_id, click_id, visitor_id,
+	ip_hash, user_agent, referrer, landing_query, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 
-// clickInsertMax caps the rows of one INSERT statement: 11 parameters a row stay
-// far below SQLite's and PostgreSQL's parameter limits (32766, 65535).
-const clickInsertMax = 512
+// insertClicksPG inserts a whole batch from one array per column: one statement
+// text (so one cached prepared statement) and one round trip for any batch size.
+// PostgreSQL only; SQLite has no arrays.
+const insertClicksPG = `INSERT INTO clicks (workspace_id, link_id, affiliate_id, program_id, click_id, visitor_id,
+	ip_hash, user_agent, referrer, landing_query, created_at)
+	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+		$7::bytea[], $8::text[], $9::text[], $10::text[], $11::bigint[])`
 
-var clickInsertSQL sync.Map // rows → statement text
+// countClicksSQL adds a batch's clicks to one link. click_count only: updated_at
+// is the link caches' change marker, and a click is not a change of the link.
+const countClicksSQL = `UPDATE links SET click_count = click_count + $1 WHERE workspace_id = $2 AND id = $3`
 
-func clickInsert(n int) string {
-	if q, ok := clickInsertSQL.Load(n); ok {
-		return q.(string)
+// writerStmt returns a statement prepared on the writer connection, kept for the
+// store's life in stmts (closed by Close). On SQLite it must be prepared outside
+// any transaction: a transaction holds the one writer connection, so preparing
+// inside it would wait for itself.
+func (s *Store) writerStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	key := "writer:" + query // not a SQL text: never confused with queryRowHot's read statements
+	if st, ok := s.stmts.Load(key); ok {
+		return st.(*sql.Stmt), nil
 	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO clicks (workspace_id, link_id, affiliate_id, program_id, click_id, visitor_id,
-		ip_hash, user_agent, referrer, landing_query, created_at) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('(')
-		for j := range clickCols {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("$" + strconv.Itoa(i*clickCols+j+1))
-		}
-		b.WriteByte(')')
+	st, err := s.w.PrepareContext(context.WithoutCancel(ctx), query)
+	if err != nil {
+		return nil, unavailable(err)
 	}
-	q := b.String()
-	clickInsertSQL.Store(n, q)
-	return q
+	if prev, loaded := s.stmts.LoadOrStore(key, st); loaded {
+		st.Close()
+		st = prev.(*sql.Stmt)
+	}
+	return st, nil
 }
 
-// InsertClicks writes clicks in one transaction: multi-row INSERTs and one
-// click_count increment per link, so links.click_count always equals the rows
-// of that link. The click writer calls it with a whole batch (group commit).
+// InsertClicks writes clicks in one transaction, with one click_count increment
+// per link, so links.click_count always equals the link's rows in clicks. The
+// click writer (internal/track) calls it with a whole batch: group commit.
+//
+// SQLite runs a prepared single-row INSERT per click: modernc.org/sqlite looks
+// numbered parameters up by name, so a multi-row INSERT with $1…$550 costs
+// time quadratic in its size, and parsing a new statement per batch size costs
+// more than the per-row calls. PostgreSQL sends the batch as arrays (unnest).
 func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error {
 	if len(clicks) == 0 {
 		return nil
@@ -231,32 +237,72 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 	// One lock order for every batch on every node: no deadlock between
 	// concurrent batches that touch the same links.
 	slices.SortFunc(keys, func(a, b linkKey) int { return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.id, b.id)) })
+
+	var insert, count *sql.Stmt
+	if !s.Dialect.IsPostgres() {
+		var err error
+		if insert, err = s.writerStmt(ctx, insertClickSQL); err != nil {
+			return err
+		}
+		if count, err = s.writerStmt(ctx, countClicksSQL); err != nil {
+			return err
+		}
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		for rest := clicks; len(rest) > 0; {
-			n := min(len(rest), clickInsertMax)
-			args := make([]any, 0, n*clickCols)
-			for i := range rest[:n] {
-				c := &rest[i]
-				var ip any
-				if len(c.IPHash) > 0 {
-					ip = c.IPHash
-				}
-				args = append(args, c.WorkspaceID, c.LinkID, c.AffiliateID, c.ProgramID, c.ClickID, c.VisitorID,
-					ip, nullStr(c.UserAgent), nullStr(c.Referrer), nullStr(c.LandingQuery), ts(c.CreatedAt))
-			}
-			if _, err := tx.ExecContext(ctx, clickInsert(n), args...); err != nil {
+		if s.Dialect.IsPostgres() {
+			if err := insertClickArrays(ctx, tx, clicks); err != nil {
 				return err
 			}
-			rest = rest[n:]
+			for _, k := range keys {
+				if _, err := tx.ExecContext(ctx, countClicksSQL, counts[k], k.ws, k.id); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
-		// click_count only: updated_at is the link cache's change marker and a
-		// click is not a change of the link.
+		ins := tx.StmtContext(ctx, insert) // the writer's one connection has it prepared
+		defer ins.Close()
+		for i := range clicks {
+			c := &clicks[i]
+			var ip any
+			if len(c.IPHash) > 0 {
+				ip = c.IPHash
+			}
+			if _, err := ins.ExecContext(ctx, c.WorkspaceID, c.LinkID, c.AffiliateID, c.ProgramID, c.ClickID, c.VisitorID,
+				ip, nullStr(c.UserAgent), nullStr(c.Referrer), nullStr(c.LandingQuery), ts(c.CreatedAt)); err != nil {
+				return err
+			}
+		}
+		upd := tx.StmtContext(ctx, count)
+		defer upd.Close()
 		for _, k := range keys {
-			if _, err := tx.ExecContext(ctx, `UPDATE links SET click_count = click_count + $1
-				WHERE workspace_id = $2 AND id = $3`, counts[k], k.ws, k.id); err != nil {
+			if _, err := upd.ExecContext(ctx, counts[k], k.ws, k.id); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+func insertClickArrays(ctx context.Context, tx *sql.Tx, clicks []heldsway.Click) error {
+	n := len(clicks)
+	ws, link, aff, prog, at := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	cid, vid, ua, ref, q := make([]string, n), make([]string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+	ip := make([][]byte, n)
+	opt := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	for i := range clicks {
+		c := &clicks[i]
+		ws[i], link[i], aff[i], prog[i], at[i] = c.WorkspaceID, c.LinkID, c.AffiliateID, c.ProgramID, ts(c.CreatedAt)
+		cid[i], vid[i], ua[i], ref[i], q[i] = c.ClickID, c.VisitorID, opt(c.UserAgent), opt(c.Referrer), opt(c.LandingQuery)
+		if len(c.IPHash) > 0 {
+			ip[i] = c.IPHash
+		}
+	}
+	_, err := tx.ExecContext(ctx, insertClicksPG, ws, link, aff, prog, cid, vid, ip, ua, ref, q, at)
+	return err
 }

@@ -174,14 +174,18 @@ func (h *Handler) InvalidateAll() { h.cache.InvalidateAll() }
 func (h *Handler) Refresh(ctx context.Context) error { return h.cache.Refresh(ctx) }
 
 // Stats counts the redirects served since start: clicks recorded, repeats
-// answered with an earlier click, bots, and links that do not track.
+// answered with an earlier click, bots, and links that do not track; and the
+// transactions (batches) the clicks were written in.
 type Stats struct {
 	Counted, Repeats, Bots, Untracked int64
+	Batches                           int64
 }
 
 // Stats returns the redirect counters.
 func (h *Handler) Stats() Stats {
-	return Stats{Counted: h.counted.Load(), Repeats: h.repeats.Load(), Bots: h.bots.Load(), Untracked: h.untracked.Load()}
+	b, _ := h.writer.Stats()
+	return Stats{Counted: h.counted.Load(), Repeats: h.repeats.Load(), Bots: h.bots.Load(), Untracked: h.untracked.Load(),
+		Batches: b}
 }
 
 // ServeHTTP answers GET /r/{slug}:
@@ -263,12 +267,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ProgramID: t.ProgramID, ClickID: clickID, VisitorID: h.encodeID(vid), IPHash: h.ipHash(r),
 			UserAgent: clean(ua, maxUserAgent), Referrer: clean(r.Referer(), maxReferrer),
 			LandingQuery: clean(r.URL.RawQuery, maxLanding), CreatedAt: now}
-		err := h.writer.Write(r.Context(), c)
+		// Once queued, the click is waited for even if the visitor goes away:
+		// every committed click then gets its 302 written, so the clicks
+		// stored and the 302s served stay equal (the wait is bounded by the
+		// writer's transaction timeout).
+		err := h.writer.Write(context.WithoutCancel(r.Context()), c)
 		h.dedup.settle(key, fl, err)
 		if err != nil {
-			if r.Context().Err() == nil {
-				Unavailable(w, r)
-			}
+			Unavailable(w, r)
 			return
 		}
 		h.counted.Add(1)
