@@ -70,7 +70,8 @@ func (f *presence[T]) UnmarshalJSON(b []byte) error {
 }
 
 // Schema is T's schema, nullable. Tags on the field (maxLength, minimum, …)
-// apply to this copy.
+// apply to this copy; nullable:"false" documents a field whose null is refused
+// (huma lets null through for any optional field, so the handler refuses it).
 func (presence[T]) Schema(r huma.Registry) *huma.Schema {
 	s := *r.Schema(reflect.TypeFor[T](), false, "")
 	s.Nullable = true
@@ -155,14 +156,14 @@ func affRateField(name string, d *Decimal) (*int64, error) {
 type affiliateUpdateInput struct {
 	ID   int64 `path:"id" minimum:"1" doc:"Affiliate id."`
 	Body struct {
-		Name              presence[string]  `json:"name,omitempty" minLength:"1" maxLength:"255"`
-		Email             presence[string]  `json:"email,omitempty" format:"email" maxLength:"255" doc:"Changes the affiliate user's e-mail, for all of that person's affiliates."`
+		Name              presence[string]  `json:"name,omitempty" nullable:"false" minLength:"1" maxLength:"255"`
+		Email             presence[string]  `json:"email,omitempty" nullable:"false" format:"email" maxLength:"255" doc:"Changes the affiliate user's e-mail, for all of that person's affiliates."`
 		Phone             presence[string]  `json:"phone,omitempty" maxLength:"16" doc:"E.164; null clears it."`
 		CommissionRate    presence[Decimal] `json:"commission_rate,omitempty" minimum:"0" maximum:"100" doc:"Override percentage; null removes the override."`
 		Notes             presence[string]  `json:"notes,omitempty" maxLength:"5000" doc:"null clears the notes."`
-		ProgramID         presence[int64]   `json:"program_id,omitempty" minimum:"1" doc:"Moves the affiliate (with its links and coupons) to another program of the workspace. Not allowed while it has sub-affiliates."`
+		ProgramID         presence[int64]   `json:"program_id,omitempty" nullable:"false" minimum:"1" doc:"Moves the affiliate (with its links and coupons) to another program of the workspace. Not allowed while it has sub-affiliates."`
 		ParentAffiliateID presence[int64]   `json:"parent_affiliate_id,omitempty" minimum:"1" doc:"Same program; must not create a cycle. null removes the parent."`
-		ReferralCode      presence[string]  `json:"referral_code,omitempty" minLength:"4" maxLength:"32"`
+		ReferralCode      presence[string]  `json:"referral_code,omitempty" nullable:"false" minLength:"4" maxLength:"32"`
 	}
 }
 
