@@ -1,6 +1,7 @@
 package track
 
 import (
+	"encoding/base64"
 	"sync"
 	"time"
 )
@@ -17,14 +18,18 @@ import (
 //
 // Two generations of maps make expiry O(1): every window the current map
 // becomes the previous one and the old previous one is dropped, so an entry
-// lives between one and two windows and lookups check both.
+// lives between one and two windows and lookups check both. Their keys and
+// values hold no pointers (the click id is kept as its 16 bytes), so the garbage
+// collector does not scan them however many visitors there are; clicks still
+// being written sit in a small map of their own.
 type dedup struct {
 	window time.Duration
 	max    int // entries per generation; past it repeats are simply counted
 
 	mu      sync.Mutex
-	cur     map[dedupKey]dedupVal
-	prev    map[dedupKey]dedupVal
+	cur     map[dedupKey]dedupEntry
+	prev    map[dedupKey]dedupEntry
+	pending map[dedupKey]*inflight
 	rotated time.Time
 }
 
@@ -33,8 +38,14 @@ type dedupKey struct {
 	link    int64
 }
 
-type dedupVal struct {
+type dedupEntry struct {
 	at    int64 // unix nanoseconds of the counted click
+	click [16]byte
+}
+
+// dedupVal is the click counted for a key.
+type dedupVal struct {
+	at    int64
 	click string
 	// wait is set while the counted click's batch is being written; a repeat
 	// waits for it, so it never acknowledges a click that then fails.
@@ -44,10 +55,12 @@ type dedupVal struct {
 type inflight struct {
 	done chan struct{}
 	err  error
+	val  dedupVal
 }
 
 func newDedup(window time.Duration, max int) *dedup {
-	return &dedup{window: window, max: max, cur: map[dedupKey]dedupVal{}, prev: map[dedupKey]dedupVal{}}
+	return &dedup{window: window, max: max, cur: map[dedupKey]dedupEntry{}, prev: map[dedupKey]dedupEntry{},
+		pending: map[dedupKey]*inflight{}}
 }
 
 // claim returns the click counted for k within the window (fresh false), or
@@ -57,16 +70,18 @@ func (d *dedup) claim(k dedupKey, now time.Time, clickID string) (prior dedupVal
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.rotateLocked(now)
+	if p, ok := d.pending[k]; ok {
+		return p.val, false, nil
+	}
 	n := now.UnixNano()
-	for _, m := range [2]map[dedupKey]dedupVal{d.cur, d.prev} {
-		if v, ok := m[k]; ok && n-v.at < int64(d.window) && n >= v.at {
-			return v, false, nil
+	for _, m := range [2]map[dedupKey]dedupEntry{d.cur, d.prev} {
+		if e, ok := m[k]; ok && n-e.at < int64(d.window) && n >= e.at {
+			return dedupVal{at: e.at, click: base64.RawURLEncoding.EncodeToString(e.click[:])}, false, nil
 		}
 	}
 	fl = &inflight{done: make(chan struct{})}
-	if len(d.cur) < d.max {
-		d.cur[k] = dedupVal{at: n, click: clickID, wait: fl}
-	}
+	fl.val = dedupVal{at: n, click: clickID, wait: fl}
+	d.pending[k] = fl
 	return dedupVal{}, true, fl
 }
 
@@ -75,18 +90,25 @@ func (d *dedup) claim(k dedupKey, now time.Time, clickID string) (prior dedupVal
 func (d *dedup) settle(k dedupKey, fl *inflight, err error) {
 	d.mu.Lock()
 	fl.err = err
-	for _, m := range [2]map[dedupKey]dedupVal{d.cur, d.prev} {
-		if v, ok := m[k]; ok && v.wait == fl {
-			if err != nil {
-				delete(m, k)
-			} else {
-				v.wait = nil
-				m[k] = v
-			}
-		}
+	if d.pending[k] == fl {
+		delete(d.pending, k)
+	}
+	var e dedupEntry
+	if err == nil && len(d.cur) < d.max && decodeID(fl.val.click, &e.click) {
+		e.at = fl.val.at
+		d.cur[k] = e
 	}
 	d.mu.Unlock()
 	close(fl.done)
+}
+
+// decodeID reads a 22-character base64url id into b.
+func decodeID(s string, b *[16]byte) bool {
+	if len(s) != 22 {
+		return false
+	}
+	n, err := base64.RawURLEncoding.Decode(b[:], []byte(s))
+	return err == nil && n == 16
 }
 
 // expire rotates the generations if a window has passed; claim does it too,
@@ -102,10 +124,10 @@ func (d *dedup) rotateLocked(now time.Time) {
 		return
 	}
 	if now.Sub(d.rotated) >= 2*d.window {
-		d.prev = map[dedupKey]dedupVal{}
+		d.prev = map[dedupKey]dedupEntry{}
 	} else {
 		d.prev = d.cur
 	}
-	d.cur = map[dedupKey]dedupVal{}
+	d.cur = map[dedupKey]dedupEntry{}
 	d.rotated = now
 }
