@@ -378,12 +378,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	// Background work: auth bookkeeping and queued link batches. It stops
+	// Background work: auth bookkeeping, queued link batches, auto-approval. It stops
 	// after the HTTP server has drained, so in-flight requests still see it.
 	var bg sync.WaitGroup
-	bg.Add(2)
+	bg.Add(3)
 	go func() { defer bg.Done(); svc.Run(bgCtx, 5*time.Second) }()
 	go func() { defer bg.Done(); _ = (&worker.Runner{Batches: st, Logger: logger}).Run(bgCtx) }()
+	// Auto-approval's schedule is the persisted auto_approve_at, so it resumes
+	// after a restart; every node may run it (approvals are conditional updates).
+	go func() { defer bg.Done(); _ = (&worker.AutoApprover{Orders: st, Now: st.Now, Logger: logger}).Run(bgCtx) }()
 	bgDone := make(chan struct{})
 	go func() { bg.Wait(); close(bgDone) }()
 
