@@ -353,8 +353,8 @@ func (s *Server) handleBrandingGet(ctx context.Context, _ *struct{}) (*Out[brand
 type brandingUpdateInput struct {
 	Body struct {
 		BrandName      patchField[string] `json:"brand_name,omitempty" minLength:"1" maxLength:"100" doc:"At most 100 characters; null clears it."`
-		PrimaryColor   patchField[string] `json:"primary_color,omitempty" pattern:"^#[0-9A-Fa-f]{6}$" patternDescription:"#RRGGBB" doc:"#RRGGBB (stored upper-case); null clears it."`
-		SecondaryColor patchField[string] `json:"secondary_color,omitempty" pattern:"^#[0-9A-Fa-f]{6}$" patternDescription:"#RRGGBB" doc:"#RRGGBB; null clears it."`
+		PrimaryColor   patchField[string] `json:"primary_color,omitempty" pattern:"^#[0-9A-Fa-f]{6}$" doc:"#RRGGBB (stored upper-case); null clears it."`
+		SecondaryColor patchField[string] `json:"secondary_color,omitempty" pattern:"^#[0-9A-Fa-f]{6}$" doc:"#RRGGBB; null clears it."`
 		LogoURL        patchField[string] `json:"logo_url,omitempty" maxLength:"2048" doc:"Absolute https URL; null clears it."`
 		CustomDomain   patchField[string] `json:"custom_domain,omitempty" maxLength:"253" doc:"Host name only (no scheme, port or path), stored lower-case; unique across workspaces (409 CONFLICT). From the Basic plan up: a Nano workspace gets 403 FORBIDDEN. null removes it."`
 	}
