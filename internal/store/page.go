@@ -37,8 +37,11 @@ func keyset(col sortCol, idCol string, o heldsway.ListOptions, where string, arg
 			v = n
 		}
 		n := len(args)
-		where += fmt.Sprintf(" AND (%s %s $%d OR (%s = $%d AND %s %s $%d))",
-			col.expr, cmp, n+1, col.expr, n+1, idCol, cmp, n+2)
+		// The leading "col <= v" (or >=) is implied by the rest; it is there so
+		// both planners turn the condition into an index range seek instead of
+		// reading every row before the cursor.
+		where += fmt.Sprintf(" AND %s %s= $%d AND (%s %s $%d OR (%s = $%d AND %s %s $%d))",
+			col.expr, cmp, n+1, col.expr, cmp, n+1, col.expr, n+1, idCol, cmp, n+2)
 		args = append(args, v, c.ID)
 	}
 	tail := fmt.Sprintf(" ORDER BY %s %s, %s %s LIMIT %d", col.expr, dir, idCol, dir, o.PerPage+1)
