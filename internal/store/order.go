@@ -568,7 +568,9 @@ func (s *Store) RejectOrder(ctx context.Context, wsID, id int64, reason string) 
 // commissions and sets commission_amount to 0 (nothing is payable). Either
 // clears auto_approve_at. The optional reason is kept in the audit entry.
 // Writes conversion.approved/rejected and commission.approved/rejected per
-// commission changed, each with its audit entry. Errors: ENOTFOUND;
+// commission changed, each with its audit entry. Each commission approved
+// appends a commission_approved ledger entry (+ its net amount) in the same
+// transaction. Errors: ENOTFOUND;
 // ETRANSITION when the order is not pending (also for the loser of two
 // concurrent reviews).
 func (s *Store) ReviewOrder(ctx context.Context, wsID, id int64, approve bool, reason string) (*heldsway.Order, error) {
@@ -607,6 +609,13 @@ func (s *Store) reviewOrder(ctx context.Context, tx *sql.Tx, wsID, id int64, app
 		}
 		return nil, heldsway.OrderTransitionError(action, before.Status)
 	}
+	// Approval credits the ledger: a payout run must see the commissions'
+	// status and their entries together (ledger.go).
+	if approve {
+		if err := s.lockCommissionAffiliates(ctx, tx, wsID, before.Commissions); err != nil {
+			return nil, err
+		}
+	}
 	now := ts(at)
 	q := `UPDATE orders SET status = $1, ` + stamp + ` = $2, ` + amountSet + `, auto_approve_at = NULL, updated_at = $2
 		WHERE workspace_id = $3 AND id = $4 AND status = 'pending'`
@@ -641,6 +650,9 @@ func (s *Store) reviewOrder(ctx context.Context, tx *sql.Tx, wsID, id int64, app
 	}
 	after, err := readOrder(ctx, tx, wsID, id, false)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.commissionLedgerEntries(ctx, tx, wsID, before.Commissions, after.Commissions); err != nil {
 		return nil, err
 	}
 	if err := s.audit(ctx, tx, wsID, "order."+action, "order", id, snapOrder(before), auditedOrder(after, reason)); err != nil {
@@ -695,8 +707,11 @@ func (s *Store) BulkReview(ctx context.Context, wsID int64, ids []int64, approve
 // owed. A line fully reversed gets status reversed.
 //
 // A reversed line that was already paid keeps its payout_id: the reversal is
-// recorded the same way (reversed_amount, commission.reversed event) and the
-// payout ledger turns it into a negative balance entry for the next payout.
+// recorded the same way (reversed_amount, commission.reversed event). The
+// reversal of an approved or paid line appends a commission_reversed ledger
+// entry (− the reversal) in the same transaction, so a reversal after payout
+// leaves a negative balance that the next payout nets off; a pending line's
+// reversal touches no ledger (it was never available).
 //
 // The order keeps its status on a partial refund; a full refund cancels it
 // (cancelled_at) unless it was rejected, which stays rejected.
@@ -775,6 +790,9 @@ func (s *Store) refundOrder(ctx context.Context, tx *sql.Tx, wsID, id int64, amo
 		reversed += r
 	}
 
+	if err := s.lockCommissionAffiliates(ctx, tx, wsID, live); err != nil {
+		return false, err
+	}
 	now := ts(s.Now())
 	status, cancelledAt, autoAt := before.Status, nullTS(before.CancelledAt), nullTS(before.AutoApproveAt)
 	if full && before.Status != heldsway.OrderRejected {
@@ -818,6 +836,11 @@ func (s *Store) refundOrder(ctx context.Context, tx *sql.Tx, wsID, id int64, amo
 	}
 	after, err := readOrder(ctx, tx, wsID, id, false)
 	if err != nil {
+		return false, err
+	}
+	// Reversals of approved or paid commissions debit the ledger; a pending
+	// commission was never available, so its reversal writes nothing.
+	if err := s.commissionLedgerEntries(ctx, tx, wsID, before.Commissions, after.Commissions); err != nil {
 		return false, err
 	}
 	refundInfo := struct {
