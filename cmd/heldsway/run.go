@@ -386,7 +386,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	go func() { defer bg.Done(); _ = (&worker.Runner{Batches: st, Logger: logger}).Run(bgCtx) }()
 	// Auto-approval's schedule is the persisted auto_approve_at, so it resumes
 	// after a restart; every node may run it (approvals are conditional updates).
-	go func() { defer bg.Done(); _ = (&worker.AutoApprover{Orders: st, Now: st.Now, Logger: logger}).Run(bgCtx) }()
+	go func() {
+		defer bg.Done()
+		_ = (&worker.AutoApprover{Orders: st, Now: st.Now, Logger: logger}).Run(bgCtx)
+	}()
 	bgDone := make(chan struct{})
 	go func() { bg.Wait(); close(bgDone) }()
 
