@@ -20,29 +20,31 @@ type isolationFixture map[string]int64
 // refusal can only come from the id belonging to another workspace (a 422 would
 // prove nothing about isolation).
 var isolationBodies = map[string]any{
-	"PUT /v1/programs/{id}":                    map[string]any{"name": "Hijacked"},
-	"PUT /v1/affiliates/{id}":                  map[string]any{"name": "Hijacked"},
-	"PUT /v1/affiliates/{id}/commission":       map[string]any{"commission_rate": 50},
-	"POST /v1/affiliates/{id}/links":           map[string]any{"destination_url": "https://evil.example/"},
-	"POST /v1/affiliates/{id}/links/bulk":      map[string]any{"links": []any{map[string]any{"destination_url": "https://evil.example/"}}},
-	"PUT /v1/links/{id}":                       map[string]any{"campaign": "hijacked"},
-	"PUT /v1/coupons/{id}":                     map[string]any{"is_active": false},
-	"PUT /v1/settings/commission-tiers/{id}":   map[string]any{"rate": 99},
-	"POST /v1/orders/{id}/refund":              map[string]any{},
-	"POST /v1/orders/{id}/approve":             map[string]any{},
-	"POST /v1/orders/{id}/reject":              map[string]any{},
-	"POST /v1/affiliates/{id}/approve":         map[string]any{},
-	"POST /v1/affiliates/{id}/suspend":         map[string]any{},
-	"POST /v1/affiliates/{id}/reactivate":      map[string]any{},
-	"POST /v1/affiliates/{id}/terminate":       map[string]any{},
-	"POST /v1/api-keys/{id}/rotate":            map[string]any{},
-	"POST /v1/payouts/{id}/processing":         map[string]any{},
-	"POST /v1/payouts/{id}/complete":           map[string]any{},
-	"POST /v1/payouts/{id}/fail":               map[string]any{},
-	"POST /v1/payouts/requests/{id}/approve":   map[string]any{},
-	"POST /v1/payouts/requests/{id}/reject":    map[string]any{},
-	"POST /v1/affiliates/{id}/adjustments":     map[string]any{"amount": 1, "currency": "USD", "reason": "x"},
-	"POST /v1/affiliates/{id}/payout-requests": map[string]any{"amount": 1, "currency": "USD"},
+	"PUT /v1/programs/{id}":                         map[string]any{"name": "Hijacked"},
+	"PUT /v1/affiliates/{id}":                       map[string]any{"name": "Hijacked"},
+	"PUT /v1/affiliates/{id}/commission":            map[string]any{"commission_rate": 50},
+	"POST /v1/affiliates/{id}/links":                map[string]any{"destination_url": "https://evil.example/"},
+	"POST /v1/affiliates/{id}/links/bulk":           map[string]any{"links": []any{map[string]any{"destination_url": "https://evil.example/"}}},
+	"PUT /v1/links/{id}":                            map[string]any{"campaign": "hijacked"},
+	"POST /v1/links/{id}/commission-rules":          map[string]any{"type": "percentage", "value": 50},
+	"PUT /v1/links/{id}/commission-rules/{rule_id}": map[string]any{"is_active": false},
+	"PUT /v1/coupons/{id}":                          map[string]any{"is_active": false},
+	"PUT /v1/settings/commission-tiers/{id}":        map[string]any{"rate": 99},
+	"POST /v1/orders/{id}/refund":                   map[string]any{},
+	"POST /v1/orders/{id}/approve":                  map[string]any{},
+	"POST /v1/orders/{id}/reject":                   map[string]any{},
+	"POST /v1/affiliates/{id}/approve":              map[string]any{},
+	"POST /v1/affiliates/{id}/suspend":              map[string]any{},
+	"POST /v1/affiliates/{id}/reactivate":           map[string]any{},
+	"POST /v1/affiliates/{id}/terminate":            map[string]any{},
+	"POST /v1/api-keys/{id}/rotate":                 map[string]any{},
+	"POST /v1/payouts/{id}/processing":              map[string]any{},
+	"POST /v1/payouts/{id}/complete":                map[string]any{},
+	"POST /v1/payouts/{id}/fail":                    map[string]any{},
+	"POST /v1/payouts/requests/{id}/approve":        map[string]any{},
+	"POST /v1/payouts/requests/{id}/reject":         map[string]any{},
+	"POST /v1/affiliates/{id}/adjustments":          map[string]any{"amount": 1, "currency": "USD", "reason": "x"},
+	"POST /v1/affiliates/{id}/payout-requests":      map[string]any{"amount": 1, "currency": "USD"},
 }
 
 // resourceOf names the fixture a path id refers to, from the path before it.
@@ -50,6 +52,8 @@ func resourceOf(path, param string) string {
 	switch {
 	case param == "batch_id":
 		return "link_batch"
+	case param == "rule_id":
+		return "link_rule"
 	case strings.HasPrefix(path, "/v1/settings/commission-tiers/"):
 		return "tier"
 	case strings.HasPrefix(path, "/v1/payouts/requests/"):
@@ -74,6 +78,7 @@ func snapshotA(t *testing.T, e *env) string {
 		`SELECT COUNT(*), COALESCE(SUM(updated_at), 0) FROM affiliate_users WHERE workspace_id = $1`,
 		`SELECT COUNT(*), COALESCE(SUM(updated_at), 0) FROM links WHERE workspace_id = $1`,
 		`SELECT COUNT(*), COALESCE(SUM(updated_at), 0) FROM link_batches WHERE workspace_id = $1`,
+		`SELECT COUNT(*), COALESCE(SUM(updated_at), 0) FROM link_rules WHERE workspace_id = $1`,
 		`SELECT COUNT(*), COALESCE(SUM(updated_at), 0) FROM coupons WHERE workspace_id = $1`,
 		`SELECT COUNT(*), COALESCE(SUM(updated_at), 0) FROM commission_tiers WHERE workspace_id = $1`,
 		`SELECT COUNT(*), COALESCE(SUM(updated_at), 0) FROM workspace_settings WHERE workspace_id = $1`,
@@ -120,6 +125,8 @@ func TestTenantIsolation(t *testing.T) {
 		fx["affiliate"] = mustID(e.do("POST", "/v1/affiliates", tokA, map[string]any{"name": "A aff", "email": "a@example.com"}), "affiliate")
 		fx["link"] = mustID(e.do("POST", fmt.Sprintf("/v1/affiliates/%d/links", fx["affiliate"]), tokA,
 			map[string]any{"destination_url": "https://shop.example/"}), "link")
+		fx["link_rule"] = mustID(e.do("POST", fmt.Sprintf("/v1/links/%d/commission-rules", fx["link"]), tokA,
+			map[string]any{"type": "percentage", "value": 20}), "link rule")
 		fx["link_batch"] = mustID(e.do("POST", fmt.Sprintf("/v1/affiliates/%d/links/bulk", fx["affiliate"]), tokA,
 			map[string]any{"links": []any{map[string]any{"destination_url": "https://shop.example/b"}}}), "batch")
 		fx["coupon"] = mustID(e.do("POST", "/v1/coupons", tokA, map[string]any{"code": "ASAVE10", "affiliate_id": fx["affiliate"],

@@ -46,6 +46,7 @@ func (s *Server) routesInit() {
 	s.routesSettings()
 	s.routesAffiliates()
 	s.routesLinks()
+	s.routesLinkRules()
 	s.routesCoupons()
 	s.routesAudit()
 	s.routesTracking()
@@ -221,6 +222,52 @@ func (s *Server) routesLinks() {
 	register(s, huma.Operation{OperationID: "deleteLink", Method: http.MethodDelete, Path: "/v1/links/{id}", Tags: tags,
 		Summary: "Delete a referral link", Description: "Answers with the link as it was.",
 		Errors: []int{http.StatusNotFound}}, write, s.handleLinkDelete)
+}
+
+// routesLinkRules: the commission rules of a referral link (the first level of
+// the rate precedence) and the link's statistics.
+func (s *Server) routesLinkRules() {
+	tags := []string{"Links"}
+	read, write := heldsway.ScopeAffiliatesRead, heldsway.ScopeAffiliatesWrite
+	notFound := []int{http.StatusNotFound}
+	rulesDoc := "A link's commission rules come first in the commission rate precedence (link rule → affiliate override → " +
+		"program rate → workspace tiers → platform defaults). When an order is attributed through the link (its click id " +
+		"leads to the link), the link's active rules are tried by priority, lowest first (ties by id), and the first whose " +
+		"conditions all hold sets the referring affiliate's rate or flat amount (rule \"link_rule\" in the order's " +
+		"commission breakdown); when none holds the precedence continues with the affiliate override. Orders attributed " +
+		"by coupon, referral code or customer binding have no link, so link rules never apply to them. Conditions: " +
+		"product_ids (a line item has one of them), categories (a line item's category is one of them, " +
+		"case-insensitively), min_order_amount (the order total is at least it). Amounts are in the currency of the " +
+		"link's affiliate's program; a rule with an amount never applies to an order in another currency. " +
+		"Another workspace's link is 404."
+	register(s, huma.Operation{OperationID: "listLinkCommissionRules", Method: http.MethodGet, Path: "/v1/links/{id}/commission-rules",
+		Tags: tags, Summary: "List a link's commission rules",
+		Description: rulesDoc + " Cursor-paginated; by default sorted by priority ascending, the order rules are tried in.",
+		Errors:      notFound}, read, s.handleLinkRuleList)
+	register(s, huma.Operation{OperationID: "createLinkCommissionRule", Method: http.MethodPost, Path: "/v1/links/{id}/commission-rules",
+		Tags: tags, Summary: "Create a commission rule for a link", DefaultStatus: http.StatusCreated,
+		Description: rulesDoc + " A link holds at most 100 rules (409 CONFLICT beyond). Event link_rule.created.",
+		Errors:      []int{http.StatusNotFound, http.StatusConflict}}, write, s.handleLinkRuleCreate)
+	register(s, huma.Operation{OperationID: "getLinkCommissionRule", Method: http.MethodGet, Path: "/v1/links/{id}/commission-rules/{rule_id}",
+		Tags: tags, Summary: "Get a commission rule of a link", Errors: notFound}, read, s.handleLinkRuleGet)
+	register(s, huma.Operation{OperationID: "updateLinkCommissionRule", Method: http.MethodPut, Path: "/v1/links/{id}/commission-rules/{rule_id}",
+		Tags: tags, Summary: "Update a commission rule of a link",
+		Description: "Partial: only the fields sent change; conditions is replaced whole, null removes it. Changing type " +
+			"requires value. When the link's affiliate has moved to a program in another currency, a flat value and a " +
+			"min_order_amount must be given again (amounts are not converted). Event link_rule.updated.",
+		Errors: notFound}, write, s.handleLinkRuleUpdate)
+	register(s, huma.Operation{OperationID: "deleteLinkCommissionRule", Method: http.MethodDelete, Path: "/v1/links/{id}/commission-rules/{rule_id}",
+		Tags: tags, Summary: "Delete a commission rule of a link",
+		Description: "Answers with the rule as it was. Deleting the link deletes its rules. Event link_rule.deleted.",
+		Errors:      notFound}, write, s.handleLinkRuleDelete)
+
+	register(s, huma.Operation{OperationID: "getLinkStats", Method: http.MethodGet, Path: "/v1/links/{id}/stats", Tags: tags,
+		Summary: "A link's clicks, visitors, conversions, revenue and commission over a range of days",
+		Description: "from and to are inclusive UTC days: to defaults to today and may not be after it; from defaults to 30 " +
+			"days before to and may not be after it (the defaults of the analytics endpoint). Figures are computed from the " +
+			"link's clicks and the orders attributed through it, with the analytics metric definitions; amounts are per " +
+			"currency, never added across currencies.",
+		Errors: notFound}, read, s.handleLinkStats)
 }
 
 // routesCoupons: coupons.
