@@ -114,7 +114,6 @@ func wantLedger(t *testing.T, got []string, want ...string) {
 
 func errorsAs(err error, target **heldsway.Error) bool { return errors.As(err, target) }
 
-
 func TestLedgerOfReviewsAndRefunds(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
