@@ -1,8 +1,10 @@
 package track
 
 import (
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -42,5 +44,26 @@ func TestValidSlug(t *testing.T) {
 		if validSlug(s) != want {
 			t.Errorf("validSlug(%q) != %v", s, want)
 		}
+	}
+}
+
+func TestClickIDsSortByTime(t *testing.T) {
+	t.Parallel()
+	h := &Handler{newID: randomID}
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	prev := ""
+	for i := range 2000 {
+		id := h.encodeID(h.newClickID(t0.Add(time.Duration(i) * time.Millisecond)))
+		var back [16]byte
+		if len(id) != 22 || !decodeID(id, &back) || h.encodeID(back) != id {
+			t.Fatalf("id %q does not round-trip", id)
+		}
+		if id <= prev {
+			t.Fatalf("%q after %q: not in time order", id, prev)
+		}
+		prev = id
+	}
+	if url.QueryEscape(prev) != prev {
+		t.Fatalf("%q needs escaping in a URL", prev)
 	}
 }

@@ -1,7 +1,6 @@
 package track
 
 import (
-	"encoding/base64"
 	"sync"
 	"time"
 )
@@ -76,7 +75,7 @@ func (d *dedup) claim(k dedupKey, now time.Time, clickID string) (prior dedupVal
 	n := now.UnixNano()
 	for _, m := range [2]map[dedupKey]dedupEntry{d.cur, d.prev} {
 		if e, ok := m[k]; ok && n-e.at < int64(d.window) && n >= e.at {
-			return dedupVal{at: e.at, click: base64.RawURLEncoding.EncodeToString(e.click[:])}, false, nil
+			return dedupVal{at: e.at, click: idEncoding.EncodeToString(e.click[:])}, false, nil
 		}
 	}
 	fl = &inflight{done: make(chan struct{})}
@@ -100,15 +99,6 @@ func (d *dedup) settle(k dedupKey, fl *inflight, err error) {
 	}
 	d.mu.Unlock()
 	close(fl.done)
-}
-
-// decodeID reads a 22-character base64url id into b.
-func decodeID(s string, b *[16]byte) bool {
-	if len(s) != 22 {
-		return false
-	}
-	n, err := base64.RawURLEncoding.Decode(b[:], []byte(s))
-	return err == nil && n == 16
 }
 
 // expire rotates the generations if a window has passed; claim does it too,
