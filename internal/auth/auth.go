@@ -204,14 +204,12 @@ func (s *Service) CreateKey(ctx context.Context, in KeyInput) (*heldsway.APIKey,
 	if in.RateLimit < 0 || in.RateLimit > MaxRateLimit {
 		fe.Add("rate_limit", "The rate limit field must be between 1 and 1000000.")
 	}
+	origins := heldsway.NormalizeOrigins(fe, in.AllowedOrigins) // compared exactly with a browser's Origin
 	if err := fe.Err(); err != nil {
 		return nil, "", err
 	}
 	k := &heldsway.APIKey{WorkspaceID: in.WorkspaceID, Name: in.Name, Kind: in.Kind, Scopes: scopes,
-		RateLimit: in.RateLimit, ExpiresAt: in.ExpiresAt, AllowedOrigins: in.AllowedOrigins}
-	if k.AllowedOrigins == nil {
-		k.AllowedOrigins = []string{}
-	}
+		RateLimit: in.RateLimit, ExpiresAt: in.ExpiresAt, AllowedOrigins: origins}
 	var secret string
 	var err error
 	if in.Kind == heldsway.KeyKindPublishable {
