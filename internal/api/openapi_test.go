@@ -63,7 +63,15 @@ func specProblems(doc *openAPIDoc, routes []api.Route) []string {
 			if op.Scope == nil || *op.Scope != rt.Scope {
 				out = append(out, fmt.Sprintf("%s: x-required-scope is not %q", name, rt.Scope))
 			}
-			if len(sec) != 1 || !slices.Equal(sec[0]["bearerAuth"], []string{rt.Scope}) {
+			// Further alternatives (the storefront routes' publishable key)
+			// must require the same scope.
+			bad := len(sec) == 0 || !slices.Equal(sec[0]["bearerAuth"], []string{rt.Scope})
+			for _, alt := range sec[min(len(sec), 1):] {
+				for _, scopes := range alt {
+					bad = bad || !slices.Equal(scopes, []string{rt.Scope})
+				}
+			}
+			if bad {
 				out = append(out, fmt.Sprintf("%s: security %v, want bearerAuth [%s]", name, sec, rt.Scope))
 			}
 		}

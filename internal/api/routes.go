@@ -52,6 +52,7 @@ func (s *Server) routesInit() {
 	s.routesTracking()
 	s.routesConversions()
 	s.routesOrders()
+	s.routesStorefront()
 }
 
 // routesPrograms: programs. Program configuration is settings, so the scopes
@@ -412,4 +413,89 @@ func (s *Server) routesOrders() {
 			"(order_id). Cursor-paginated. Filters: affiliate_id (one of this workspace's, else 422), status (pending, " +
 			"approved, rejected, reversed, paid), from/to on created_at. Sort created_at (default) or amount."},
 		read, s.handleCommissionList)
+}
+
+// routesStorefront: what the browser SDK calls (digest §5.12), with a
+// publishable key from an allowed origin or a bearer token (publishable.go);
+// each POST route answers its CORS preflight.
+func (s *Server) routesStorefront() {
+	s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Storefront",
+		Description: "Event ingestion for the browser SDK. Browser code sends its publishable key as `X-HeldSway-Key: as_…` " +
+			"(or `Authorization: Bearer as_…`) from one of the key's allowed origins; a request without Origin, or from " +
+			"another origin, is 403. Servers may call the same routes with a bearer token. Budgets: the key's rate limit " +
+			"and 600 requests a minute per key and origin (the key's rate_limit when set); 429 with Retry-After past " +
+			"either. Every event carries visitor_id, and optionally session_id, click_id (the attribution token), url " +
+			"and referrer; events are stored for the analytics metrics (clicks and orders in their own tables)."})
+	s.documentTrackAuth()
+	sf := &storefront{s: s}
+	sf.origins.load = func(ctx context.Context) ([]string, error) { return s.Store.PublishableOrigins(ctx) }
+	tags := []string{"Storefront"}
+	created := http.StatusCreated
+	notFound := []int{http.StatusNotFound}
+	event := func(name, opID, summary, desc, scope string, h func(context.Context, *cartInput) (*Out[eventAck], error)) {
+		registerTrack(s, huma.Operation{OperationID: opID, Method: http.MethodPost, Path: "/v1/track/" + name, Tags: tags,
+			Summary: summary, Description: desc, DefaultStatus: created}, scope, h)
+	}
+	pv := heldsway.ScopePageviewsWrite
+	registerTrack(s, huma.Operation{OperationID: "trackPageview", Method: http.MethodPost, Path: "/v1/track/pageview", Tags: tags,
+		Summary: "Record a page view", DefaultStatus: created,
+		Description: "Feeds total_pageviews, unique_visitors and pages_per_visit."}, pv, sf.handlePageview)
+	registerTrack(s, huma.Operation{OperationID: "trackClick", Method: http.MethodPost, Path: "/v1/track/click", Tags: tags,
+		Summary: "Record a referral landing (?ref=CODE) as a click",
+		Description: "For a landing with ?ref=CODE: records a click for the affiliate with the code, through the redirect's " +
+			"click writer (committed before the answer; a repeat by the same visitor within 30 s answers the earlier " +
+			"click, counted false). Such a click has no referral link (link_id 0 in the clicks table, no link's " +
+			"click_count changes). A landing through the redirect (?ref=CODE&hs_click=ID) sends click_id: the recorded " +
+			"click answers, counted false, and nothing is recorded twice. Answers the click id as cookie_token with the " +
+			"cookie window. Unknown code: 404. An affiliate, program or workspace that is not active, or a known bot: " +
+			"200 with click_id null, nothing recorded. Feeds total_clicks."},
+		heldsway.ScopeClicksWrite, sf.handleClick)
+	registerTrack(s, huma.Operation{OperationID: "trackProductView", Method: http.MethodPost, Path: "/v1/track/product-view",
+		Tags: tags, Summary: "Record a product detail view", DefaultStatus: created,
+		Description: "Feeds total_product_views."}, pv, sf.handleProductView)
+	event("add-to-cart", "trackAddToCart", "Record items added to a cart",
+		"One row per item. Feeds total_add_to_carts and cart_to_conversion_rate.", pv, sf.handleCart(heldsway.EventAddToCart))
+	event("remove-from-cart", "trackRemoveFromCart", "Record items removed from a cart",
+		"One row per item. Feeds total_remove_from_carts.", pv, sf.handleCart(heldsway.EventRemoveFromCart))
+	registerTrack(s, huma.Operation{OperationID: "trackCheckout", Method: http.MethodPost, Path: "/v1/track/checkout", Tags: tags,
+		Summary: "Record a checkout reached", DefaultStatus: created,
+		Description: "The funnel step between cart and order."}, pv, sf.handleCheckout)
+	registerTrack(s, huma.Operation{OperationID: "trackOrder", Method: http.MethodPost, Path: "/v1/track/order", Tags: tags,
+		Summary: "Record an order (trackOrder)", DefaultStatus: created,
+		Description: "Records the conversion through the same path as POST /v1/conversions — attribution by click_id (the " +
+			"visitor's cookie_token) then coupon_code, commissions, audit entry and events — and an order row among the " +
+			"visitor's events. Referral codes are not accepted from browsers: a ?ref= landing becomes a click first. " +
+			"An order_id already recorded is the same 409 CONFLICT as POST /v1/conversions, with existing_id. Answers " +
+			"{conversion_id, commission_amount, affiliate_id}. Feeds total_conversions, total_revenue, total_commission.",
+		Errors: []int{http.StatusConflict}}, heldsway.ScopeConversionsWrite, sf.handleOrder)
+	registerTrack(s, huma.Operation{OperationID: "trackThankYou", Method: http.MethodPost, Path: "/v1/track/thank-you", Tags: tags,
+		Summary: "Record a thank-you page view", DefaultStatus: created,
+		Description: "Feeds total_thank_you_views."}, pv, sf.handleThankYou)
+	registerTrack(s, huma.Operation{OperationID: "trackIdentify", Method: http.MethodPost, Path: "/v1/track/identify", Tags: tags,
+		Summary: "Identify the visitor (after login or signup)", DefaultStatus: created,
+		Description: "Ties the visitor to a customer e-mail (stored lower-cased) and user id."}, pv, sf.handleIdentify)
+	registerTrack(s, huma.Operation{OperationID: "getTrackDiscount", Method: http.MethodGet, Path: "/v1/track/discount", Tags: tags,
+		Summary: "Look up a discount code (getDiscount)",
+		Description: "The coupon as the SDK shows it (digest §6.9). 404 for an unknown code and for one that is inactive " +
+			"or outside its validity window.", Errors: notFound}, heldsway.ScopeSDKInit, sf.handleDiscount)
+	registerTrack(s, huma.Operation{OperationID: "validateTrackDiscount", Method: http.MethodPost, Path: "/v1/track/discount/validate",
+		Tags: tags, Summary: "Check a discount code against a cart total (validateDiscount)",
+		Description: "Always 200 for a well-formed request: is_valid with discount_amount, or is_valid false with reason " +
+			"(not_found, inactive, not_started, expired, below_minimum, currency_mismatch). Nothing is written."},
+		heldsway.ScopeSDKInit, sf.handleDiscountValidate)
+	registerTrack(s, huma.Operation{OperationID: "getTrackInit", Method: http.MethodGet, Path: "/v1/track/init", Tags: tags,
+		Summary: "The SDK's configuration (init)"}, heldsway.ScopeSDKInit, sf.handleInit)
+
+	for _, rt := range []struct{ path, method, opID string }{
+		{"pageview", http.MethodPost, "trackPageview"}, {"click", http.MethodPost, "trackClick"},
+		{"product-view", http.MethodPost, "trackProductView"}, {"add-to-cart", http.MethodPost, "trackAddToCart"},
+		{"remove-from-cart", http.MethodPost, "trackRemoveFromCart"}, {"checkout", http.MethodPost, "trackCheckout"},
+		{"order", http.MethodPost, "trackOrder"}, {"thank-you", http.MethodPost, "trackThankYou"},
+		{"identify", http.MethodPost, "trackIdentify"}, {"discount", http.MethodGet, "getTrackDiscount"},
+		{"discount/validate", http.MethodPost, "validateTrackDiscount"}, {"init", http.MethodGet, "getTrackInit"},
+	} {
+		path := "/v1/track/" + rt.path
+		s.handle(http.MethodOptions, path, sf.handleTrackPreflight(rt.method))
+		s.documentPreflight(path, rt.method, rt.opID)
+	}
 }
