@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -131,12 +134,7 @@ func (s *Store) CreateConversion(ctx context.Context, wsID int64, in heldsway.Co
 	if err := in.Validate(now); err != nil {
 		return nil, err
 	}
-	var o *heldsway.Order
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		o, err = s.createConversion(ctx, tx, wsID, &in, now)
-		return err
-	})
+	o, err := s.recordConversion(ctx, wsID, &in, now)
 	if err != nil && isUniqueViolation(err) {
 		var id int64
 		if s.r.QueryRowContext(ctx, `SELECT id FROM orders WHERE workspace_id = $1 AND order_id = $2`,
@@ -150,12 +148,172 @@ func (s *Store) CreateConversion(ctx context.Context, wsID int64, in heldsway.Co
 	return o, nil
 }
 
-func (s *Store) createConversion(ctx context.Context, tx *sql.Tx, wsID int64, in *heldsway.ConversionInput, now time.Time) (*heldsway.Order, error) {
-	cust, err := findConvCustomer(ctx, tx, wsID, in.Customer)
-	if err != nil {
-		return nil, err
+// The conversion's statements. On SQLite they run prepared once on the writer
+// connection (see convQ); every text here is in convQueries.
+const (
+	// The click, its affiliate and program, and the click the program's
+	// attribution_model picks among the same visitor's clicks in the same
+	// program and window (first_click: the earliest; last_click: the latest),
+	// counting only clicks whose affiliate is active: one statement. $3 is
+	// occurred_at, $4 occurred_at plus the allowed clock skew; the window
+	// opens cookie_days before occurred_at.
+	qConvClick = `SELECT c.id, c.link_id, c.program_id, c.visitor_id, c.created_at,
+		(SELECT c2.id FROM clicks c2 JOIN affiliates a2 ON a2.workspace_id = c2.workspace_id AND a2.id = c2.affiliate_id
+			WHERE c2.workspace_id = c.workspace_id AND c2.visitor_id = c.visitor_id AND c2.program_id = c.program_id
+			AND c2.created_at >= $3 - p.cookie_days * 86400000000 AND c2.created_at <= $4 AND a2.status = 'active'
+			ORDER BY CASE WHEN p.attribution_model = 'first_click' THEN c2.created_at ELSE -c2.created_at END,
+				CASE WHEN p.attribution_model = 'first_click' THEN c2.id ELSE -c2.id END
+			LIMIT 1), ` + convAffiliateCols + `
+		FROM clicks c JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id` + convAffiliateJoin + `
+		WHERE c.workspace_id = $1 AND c.click_id = $2`
+	// The picked click when it is not the one named.
+	qConvPicked = `SELECT click_id, link_id, affiliate_id FROM clicks WHERE workspace_id = $1 AND id = $2`
+	qConvCoupon = `SELECT c.id, c.is_active, c.starts_at, c.ends_at, ` + convAffiliateCols + `
+		FROM coupons c JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id` + convAffiliateJoin + `
+		WHERE c.workspace_id = $1 AND c.code_key = $2`
+	qConvReferral = `SELECT ` + convAffiliateCols + ` FROM affiliates a` + convAffiliateJoin + `
+		WHERE a.workspace_id = $1 AND a.referral_code = $2`
+	qConvAffiliate = `SELECT ` + convAffiliateCols + ` FROM affiliates a` + convAffiliateJoin + `
+		WHERE a.workspace_id = $1 AND a.id = $2`
+	qConvParent = `SELECT email, status FROM affiliates WHERE workspace_id = $1 AND id = $2`
+	qConvTiers  = `SELECT t.min_amount, t.max_amount, t.rate FROM commission_tiers t
+		JOIN programs p ON p.workspace_id = t.workspace_id AND p.is_default AND p.currency = $2
+		WHERE t.workspace_id = $1 ORDER BY t.min_amount, t.id`
+	qConvRenewal = `SELECT MIN(converted_at) FROM orders
+		WHERE workspace_id = $1 AND subscription_id = $2 AND converted_at <= $3`
+	qConvDefaultAuto = `SELECT auto_approve_enabled, auto_approve_delay_days FROM programs
+		WHERE workspace_id = $1 AND is_default`
+	qConvCustomerCols  = `SELECT id, affiliate_id, bound_at FROM customers WHERE workspace_id = $1 AND `
+	qConvCustomerBoth  = qConvCustomerCols + `(email = $2 OR external_id = $3) ORDER BY CASE WHEN email = $2 THEN 0 ELSE 1 END LIMIT 1`
+	qConvCustomerEmail = qConvCustomerCols + `email = $2`
+	qConvCustomerID    = qConvCustomerCols + `external_id = $2`
+	// DO NOTHING on either unique index: the customer exists (or a concurrent
+	// order of the same new customer inserted it first); it is found instead.
+	qConvCustomerInsert = `INSERT INTO customers (workspace_id, email, external_id, name, affiliate_id,
+		program_id, bound_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+		ON CONFLICT DO NOTHING RETURNING id`
+	qConvCustomerBind = `UPDATE customers SET affiliate_id = $1, program_id = $2, bound_at = $3, updated_at = $4
+		WHERE workspace_id = $5 AND id = $6 AND affiliate_id IS NULL`
+	qConvOrderInsert = `INSERT INTO orders (workspace_id, order_id, status, currency, total, subtotal,
+		discount, tax, commission_amount, commission_rate, affiliate_id, program_id, link_id, click_id, coupon_id,
+		coupon_code, customer_id, customer_email, customer_name, subscription_id, attribution, flags, metadata,
+		converted_at, auto_approve_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
+		$24, $25, $26, $26)
+		ON CONFLICT (workspace_id, order_id) DO NOTHING RETURNING id`
+	qConvOrderExisting = `SELECT id FROM orders WHERE workspace_id = $1 AND order_id = $2`
+	// The audit entry and events, as record.go writes them, prepared here.
+	qConvAudit = `INSERT INTO audit_log
+		(workspace_id, actor_type, actor_id, action, resource_type, resource_id, changes, request_id, ip, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	// The order's events in one statement: conversion.created and one
+	// commission.accrued per line (at most two), so three texts.
+	qConvEvents1    = qConvEventsHead + `($1, 'conversion.created', 'order', $2, $3, $4)`
+	qConvEvents2    = qConvEvents1 + `, ($1, 'commission.accrued', 'commission', $5, $6, $4)`
+	qConvEvents3    = qConvEvents2 + `, ($1, 'commission.accrued', 'commission', $7, $8, $4)`
+	qConvItemInsert = `INSERT INTO order_items (workspace_id, order_id, product_id, name, category, quantity, price)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	qConvCommissionInsert = `INSERT INTO commissions (workspace_id, order_id, affiliate_id, tier, currency,
+		amount, rate, rule, base_amount, explanation, status, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id`
+)
+
+const qConvEventsHead = `INSERT INTO events (workspace_id, type, resource_type, resource_id, data, created_at) VALUES `
+
+var convQueries = []string{qConvClick, qConvPicked, qConvCoupon, qConvReferral, qConvAffiliate,
+	qConvParent, qConvTiers, qConvRenewal, qConvDefaultAuto, qConvCustomerBoth, qConvCustomerEmail, qConvCustomerID,
+	qConvCustomerInsert, qConvCustomerBind, qConvOrderInsert, qConvOrderExisting, qConvItemInsert, qConvCommissionInsert,
+	qConvAudit, qConvEvents1, qConvEvents2, qConvEvents3}
+
+// convQ runs the conversion's statements in one transaction. On SQLite it
+// uses statements prepared once on the writer connection: modernc.org/sqlite
+// parses the text of every unprepared statement, and parsing was a quarter of
+// a conversion's cost. PostgreSQL needs no help: pgx prepares and caches
+// statements per connection.
+type convQ struct {
+	ctx context.Context
+	tx  *sql.Tx
+	// precheck looks a duplicate order_id up before anything is written, so a
+	// duplicate in a group-committed batch leaves nothing to undo (the
+	// batch's writer is the only writer: nothing can come in between).
+	precheck bool
+	prepared map[string]*sql.Stmt // by text, on the writer connection; nil on PostgreSQL
+	bound    map[string]*sql.Stmt // the prepared statements bound to tx, made on first use
+}
+
+// prepareConv returns the conversion's statements prepared on the writer
+// connection, or nil on PostgreSQL. It must run outside any transaction (see
+// writerStmt); after the first call each statement is a map lookup.
+func (s *Store) prepareConv(ctx context.Context) (map[string]*sql.Stmt, error) {
+	if s.Dialect.IsPostgres() {
+		return nil, nil
 	}
-	att, err := s.attribute(ctx, tx, wsID, in, cust)
+	out := make(map[string]*sql.Stmt, len(convQueries))
+	for _, q := range convQueries {
+		st, err := s.writerStmt(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out[q] = st
+	}
+	return out, nil
+}
+
+func (q *convQ) stmt(query string) *sql.Stmt {
+	st := q.prepared[query]
+	if st == nil {
+		return nil
+	}
+	if b := q.bound[query]; b != nil {
+		return b
+	}
+	if q.bound == nil {
+		q.bound = make(map[string]*sql.Stmt, len(q.prepared))
+	}
+	b := q.tx.StmtContext(q.ctx, st)
+	q.bound[query] = b
+	return b
+}
+
+func (q *convQ) row(query string, args ...any) *sql.Row {
+	if st := q.stmt(query); st != nil {
+		return st.QueryRowContext(q.ctx, args...)
+	}
+	return q.tx.QueryRowContext(q.ctx, query, args...)
+}
+
+func (q *convQ) rows(query string, args ...any) (*sql.Rows, error) {
+	if st := q.stmt(query); st != nil {
+		return st.QueryContext(q.ctx, args...)
+	}
+	return q.tx.QueryContext(q.ctx, query, args...)
+}
+
+func (q *convQ) exec(query string, args ...any) (sql.Result, error) {
+	if st := q.stmt(query); st != nil {
+		return st.ExecContext(q.ctx, args...)
+	}
+	return q.tx.ExecContext(q.ctx, query, args...)
+}
+
+// createConversion records one conversion in q's transaction.
+//
+// Errors before the first write are the conversion's own (validation,
+// duplicate, currency). An error once writing has begun is wrapped in
+// convWriteError: the transaction holds part of the conversion and must not
+// commit; the group-commit writer then retries each conversion of the batch
+// alone.
+func (s *Store) createConversion(q *convQ, wsID int64, in *heldsway.ConversionInput, now time.Time) (*heldsway.Order, error) {
+	if q.precheck {
+		var existing int64
+		err := q.row(qConvOrderExisting, wsID, in.OrderID).Scan(&existing)
+		if err == nil {
+			return nil, heldsway.DuplicateOrder(in.OrderID, existing)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+	}
+	att, cust, err := s.attribute(q, wsID, in)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +335,7 @@ func (s *Store) createConversion(ctx context.Context, tx *sql.Tx, wsID int64, in
 		if a.prog.currency != cur.Code {
 			return nil, heldsway.ErrCurrencyMismatch(cur.Code, a.prog.currency)
 		}
-		if calc, err = s.commissionInput(ctx, tx, wsID, in, a, calc); err != nil {
+		if calc, err = commissionInput(q, wsID, in, a, calc); err != nil {
 			return nil, err
 		}
 		o.Affiliate = &heldsway.OrderAffiliate{ID: a.id, Name: a.name, ReferralCode: a.code}
@@ -186,8 +344,7 @@ func (s *Store) createConversion(ctx context.Context, tx *sql.Tx, wsID int64, in
 	} else {
 		// Unattributed orders follow the workspace settings (the default
 		// program), as the auto-approval sweep reads them for orders without one.
-		err := tx.QueryRowContext(ctx, `SELECT auto_approve_enabled, auto_approve_delay_days FROM programs
-			WHERE workspace_id = $1 AND is_default`, wsID).Scan(&autoApprove, &autoDelay)
+		err := q.row(qConvDefaultAuto, wsID).Scan(&autoApprove, &autoDelay)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, err
 		}
@@ -213,52 +370,124 @@ func (s *Store) createConversion(ctx context.Context, tx *sql.Tx, wsID int64, in
 		o.AutoApproveAt = &t
 	}
 
-	if o.CustomerID, err = s.bindCustomer(ctx, tx, wsID, in, cust, att, selfReferral); err != nil {
-		return nil, err
+	if err := s.writeConversion(q, o, in, cust, att, res, selfReferral); err != nil {
+		var he *heldsway.Error
+		if errors.As(err, &he) && he.Code == heldsway.ECONFLICT && !q.precheck {
+			return nil, err // the duplicate found by the insert itself: nothing written before it matters, the transaction rolls back
+		}
+		return nil, convWriteError{err}
 	}
-	if err := insertOrder(ctx, tx, o); err != nil {
-		return nil, err
+	return o, nil
+}
+
+// convWriteError is an error raised after a conversion began writing.
+type convWriteError struct{ err error }
+
+func (e convWriteError) Error() string { return e.err.Error() }
+func (e convWriteError) Unwrap() error { return e.err }
+
+// writeConversion writes the computed order: customer, order, items,
+// commissions, audit entry, events.
+func (s *Store) writeConversion(q *convQ, o *heldsway.Order, in *heldsway.ConversionInput, cust *convCustomer, att attribution, res commission.Result, selfReferral bool) error {
+	var err error
+	if o.CustomerID, err = s.bindCustomer(q, o.WorkspaceID, in, cust, att, selfReferral); err != nil {
+		return err
 	}
-	if err := insertOrderItems(ctx, tx, o); err != nil {
-		return nil, err
+	if err := insertOrder(q, o); err != nil {
+		return err
+	}
+	if err := insertOrderItems(q, o); err != nil {
+		return err
 	}
 	for _, l := range res.Lines {
-		c := &heldsway.Commission{WorkspaceID: wsID, OrderID: o.ID, OrderRef: o.OrderID, AffiliateID: l.AffiliateID,
-			Tier: l.Tier, Currency: cur.Code, Amount: l.Amount, Rate: l.RateBP(), Rule: string(l.Rule),
+		c := &heldsway.Commission{WorkspaceID: o.WorkspaceID, OrderID: o.ID, OrderRef: o.OrderID, AffiliateID: l.AffiliateID,
+			Tier: l.Tier, Currency: o.Currency, Amount: l.Amount, Rate: l.RateBP(), Rule: string(l.Rule),
 			BaseAmount: l.BaseAmount, Explanation: l.Explanation, Status: heldsway.CommissionPending,
-			CreatedAt: now, UpdatedAt: now}
+			CreatedAt: o.CreatedAt, UpdatedAt: o.CreatedAt}
 		// A flagged line (self-referral, a renewal the program does not pay)
 		// is kept for the record but never paid.
 		if !l.Payable() {
 			c.Status = heldsway.CommissionRejected
 		}
-		if err := tx.QueryRowContext(ctx, `INSERT INTO commissions (workspace_id, order_id, affiliate_id, tier, currency,
-			amount, rate, rule, base_amount, explanation, status, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id`,
-			wsID, o.ID, c.AffiliateID, c.Tier, c.Currency, c.Amount, nullInt(c.Rate), c.Rule, c.BaseAmount,
-			c.Explanation, c.Status, ts(now)).Scan(&c.ID); err != nil {
-			return nil, err
+		if err := q.row(qConvCommissionInsert, o.WorkspaceID, o.ID, c.AffiliateID, c.Tier, c.Currency, c.Amount, nullInt(c.Rate),
+			c.Rule, c.BaseAmount, c.Explanation, c.Status, ts(o.CreatedAt)).Scan(&c.ID); err != nil {
+			return err
 		}
 		o.Commissions = append(o.Commissions, c)
 	}
+	return s.recordConversionChange(q, o, in)
+}
 
-	snap := snapOrder(o)
-	audited := struct {
-		*orderSnapshot
-		Evidence conversionEvidence `json:"evidence"`
-	}{snap, conversionEvidence{snapNullStr(in.ClickID), snapNullStr(in.CouponCode), snapNullStr(in.ReferralCode)}}
-	if err := s.audit(ctx, tx, wsID, "conversion.create", "order", o.ID, nil, audited); err != nil {
-		return nil, err
+// recordConversionChange writes the audit entry (conversion.create) and the
+// events (conversion.created, one commission.accrued per line) with the
+// columns s.audit and s.event write, in two prepared statements: this runs in
+// the single writer on SQLite, so its cost is the throughput's. The order's
+// snapshot is marshalled once: the event data, the commission events' data
+// (its "commissions" items) and the audit changes ({"field": {"before": null,
+// "after": …}} for a creation, as diff gives, the values kept as marshalled so
+// amounts stay exact) are all cut from those bytes.
+func (s *Store) recordConversionChange(q *convQ, o *heldsway.Order, in *heldsway.ConversionInput) error {
+	data, err := json.Marshal(snapOrder(o))
+	if err != nil {
+		return err
 	}
-	if err := s.event(ctx, tx, wsID, "conversion.created", "order", o.ID, snap); err != nil {
-		return nil, err
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return err
 	}
+	var lines []json.RawMessage
+	if err := json.Unmarshal(fields["commissions"], &lines); err != nil || len(lines) != len(o.Commissions) {
+		return fmt.Errorf("conversion snapshot: commissions %d of %d: %w", len(lines), len(o.Commissions), err)
+	}
+	ev, err := json.Marshal(conversionEvidence{snapNullStr(in.ClickID), snapNullStr(in.CouponCode), snapNullStr(in.ReferralCode)})
+	if err != nil {
+		return err
+	}
+	fields["evidence"] = ev
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	changes := make([]byte, 0, 2*len(data)+64)
+	changes = append(changes, '{')
+	for i, k := range keys {
+		if i > 0 {
+			changes = append(changes, ',')
+		}
+		changes = strconv.AppendQuote(changes, k) // snapshot keys are plain ASCII
+		changes = append(changes, `:{"before":null,"after":`...)
+		changes = append(changes, fields[k]...)
+		changes = append(changes, '}')
+	}
+	changes = append(changes, '}')
+
+	a := heldsway.ActorFrom(q.ctx)
+	var actorID sql.NullInt64
+	if a.ID != 0 {
+		actorID = sql.NullInt64{Int64: a.ID, Valid: true}
+	}
+	at := ts(s.Now())
+	if _, err := q.exec(qConvAudit, o.WorkspaceID, a.Type, actorID, "conversion.create", "order", nullID(o.ID), string(changes),
+		nullStr(a.RequestID), nullStr(a.IP), at); err != nil {
+		return err
+	}
+	args := []any{o.WorkspaceID, o.ID, string(data), at}
 	for i, c := range o.Commissions {
-		if err := s.event(ctx, tx, wsID, "commission.accrued", "commission", c.ID, snap.Commissions[i]); err != nil {
-			return nil, err
+		args = append(args, c.ID, string(lines[i]))
+	}
+	text := qConvEventsHead
+	switch len(o.Commissions) {
+	case 0, 1, 2: // the engine's tiers: one of the prepared texts
+		text = []string{qConvEvents1, qConvEvents2, qConvEvents3}[len(o.Commissions)]
+	default:
+		text = qConvEvents1
+		for i := range o.Commissions {
+			text += fmt.Sprintf(", ($1, 'commission.accrued', 'commission', $%d, $%d, $4)", 5+2*i, 6+2*i)
 		}
 	}
-	return o, nil
+	_, err = q.exec(text, args...)
+	return err
 }
 
 // conversionEvidence is the attribution evidence as reported, for the audit
@@ -269,12 +498,14 @@ type conversionEvidence struct {
 	ReferralCode *string `json:"referral_code"`
 }
 
-// attribute finds the affiliate an order is credited to.
-func (s *Store) attribute(ctx context.Context, tx *sql.Tx, wsID int64, in *heldsway.ConversionInput, cust *convCustomer) (attribution, error) {
+// attribute finds the affiliate an order is credited to. The customer is
+// looked up only when the other evidence fails (bindCustomer otherwise tries
+// to insert it first); the customer found, if any, is returned.
+func (s *Store) attribute(q *convQ, wsID int64, in *heldsway.ConversionInput) (attribution, *convCustomer, error) {
 	at := in.OccurredAt
 	if in.ClickID != "" {
-		if a, ok, err := attributeClick(ctx, tx, wsID, in.ClickID, at); err != nil || ok {
-			return a, err
+		if a, ok, err := attributeClick(q, wsID, in.ClickID, at); err != nil || ok {
+			return a, nil, err
 		}
 	}
 	if in.CouponCode != "" {
@@ -283,37 +514,37 @@ func (s *Store) attribute(ctx context.Context, tx *sql.Tx, wsID int64, in *helds
 			active       bool
 			starts, ends sql.NullInt64
 		)
-		a, err := scanConvAffiliate(tx.QueryRowContext(ctx, `SELECT c.id, c.is_active, c.starts_at, c.ends_at, `+convAffiliateCols+`
-			FROM coupons c JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id`+convAffiliateJoin+`
-			WHERE c.workspace_id = $1 AND c.code_key = $2`, wsID, heldsway.CouponKey(in.CouponCode)),
-			&id, &active, &starts, &ends)
+		a, err := scanConvAffiliate(q.row(qConvCoupon, wsID, heldsway.CouponKey(in.CouponCode)), &id, &active, &starts, &ends)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return attribution{}, err
+			return attribution{}, nil, err
 		}
 		if err == nil && active && a.attributable() && (!starts.Valid || ts(at) >= starts.Int64) && (!ends.Valid || ts(at) < ends.Int64) {
-			return attribution{method: heldsway.AttributionCoupon, aff: a, couponID: &id}, nil
+			return attribution{method: heldsway.AttributionCoupon, aff: a, couponID: &id}, nil, nil
 		}
 	}
 	if in.ReferralCode != "" {
-		a, err := scanConvAffiliate(tx.QueryRowContext(ctx, `SELECT `+convAffiliateCols+` FROM affiliates a`+convAffiliateJoin+`
-			WHERE a.workspace_id = $1 AND a.referral_code = $2`, wsID, in.ReferralCode))
+		a, err := scanConvAffiliate(q.row(qConvReferral, wsID, in.ReferralCode))
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return attribution{}, err
+			return attribution{}, nil, err
 		}
 		if err == nil && a.attributable() {
-			return attribution{method: heldsway.AttributionReferralCode, aff: a}, nil
+			return attribution{method: heldsway.AttributionReferralCode, aff: a}, nil, nil
 		}
+	}
+	cust, err := findConvCustomer(q, wsID, in.Customer)
+	if err != nil {
+		return attribution{}, nil, err
 	}
 	if cust != nil && cust.affiliateID != nil && cust.boundAt != nil && !at.Before(*cust.boundAt) {
-		a, err := readConvAffiliate(ctx, tx, wsID, *cust.affiliateID)
+		a, err := readConvAffiliate(q, wsID, *cust.affiliateID)
 		if err != nil {
-			return attribution{}, err
+			return attribution{}, cust, err
 		}
 		if a != nil && a.attributable() && bindingHolds(a.prog, *cust.boundAt, at) {
-			return attribution{method: heldsway.AttributionCustomer, aff: a}, nil
+			return attribution{method: heldsway.AttributionCustomer, aff: a}, cust, nil
 		}
 	}
-	return attribution{method: heldsway.AttributionNone}, nil
+	return attribution{method: heldsway.AttributionNone}, cust, nil
 }
 
 // bindingHolds reports whether a customer bound at boundAt still earns the
@@ -329,9 +560,8 @@ func bindingHolds(p convProgram, boundAt, t time.Time) bool {
 }
 
 // readConvAffiliate reads an affiliate with its program; nil if there is none.
-func readConvAffiliate(ctx context.Context, tx *sql.Tx, wsID, id int64) (*convAffiliate, error) {
-	a, err := scanConvAffiliate(tx.QueryRowContext(ctx, `SELECT `+convAffiliateCols+` FROM affiliates a`+convAffiliateJoin+`
-		WHERE a.workspace_id = $1 AND a.id = $2`, wsID, id))
+func readConvAffiliate(q *convQ, wsID, id int64) (*convAffiliate, error) {
+	a, err := scanConvAffiliate(q.row(qConvAffiliate, wsID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -339,67 +569,48 @@ func readConvAffiliate(ctx context.Context, tx *sql.Tx, wsID, id int64) (*convAf
 }
 
 // attributeClick applies the click evidence: ok is false when it does not hold.
-func attributeClick(ctx context.Context, tx *sql.Tx, wsID int64, clickID string, at time.Time) (attribution, bool, error) {
+func attributeClick(q *convQ, wsID int64, clickID string, at time.Time) (attribution, bool, error) {
 	var (
-		linkID, progID, created int64
-		visitor                 string
+		id, linkID, progID, created int64
+		visitor                     string
+		picked                      sql.NullInt64
 	)
-	a, err := scanConvAffiliate(tx.QueryRowContext(ctx, `SELECT c.link_id, c.program_id, c.visitor_id, c.created_at, `+convAffiliateCols+`
-		FROM clicks c JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id`+convAffiliateJoin+`
-		WHERE c.workspace_id = $1 AND c.click_id = $2`, wsID, clickID), &linkID, &progID, &visitor, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return attribution{}, false, nil
-	} else if err != nil {
-		return attribution{}, false, err
-	}
 	// The window is the cookie's: a click older than cookie_days before the
 	// order does not count. A click may follow occurred_at by the clock skew
 	// the order's own time is allowed.
-	from := ts(at.Add(-time.Duration(a.prog.cookieDays) * 24 * time.Hour))
 	to := ts(at.Add(heldsway.ConversionFutureSkew))
-	if created < from || created > to {
-		return attribution{}, false, nil
-	}
-	if visitor == "" {
-		if !a.attributable() {
-			return attribution{}, false, nil
-		}
-		return attribution{method: heldsway.AttributionClick, aff: a, linkID: &linkID, clickID: clickID}, true, nil
-	}
-	order := "ASC"
-	if a.prog.model != heldsway.AttributionFirstClick {
-		order = "DESC"
-	}
-	var (
-		pickID         string
-		pickLink, affI int64
-	)
-	err = tx.QueryRowContext(ctx, `SELECT c.click_id, c.link_id, c.affiliate_id FROM clicks c
-		JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id
-		WHERE c.workspace_id = $1 AND c.visitor_id = $2 AND c.program_id = $3 AND c.created_at >= $4 AND c.created_at <= $5
-		AND a.status = 'active'
-		ORDER BY c.created_at `+order+`, c.id `+order+` LIMIT 1`, wsID, visitor, progID, from, to).Scan(&pickID, &pickLink, &affI)
+	a, err := scanConvAffiliate(q.row(qConvClick, wsID, clickID, ts(at), to), &id, &linkID, &progID, &visitor, &created, &picked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return attribution{}, false, nil
 	} else if err != nil {
 		return attribution{}, false, err
 	}
-	if affI != a.id {
-		if a, err = readConvAffiliate(ctx, tx, wsID, affI); err != nil || a == nil {
+	from := ts(at.Add(-time.Duration(a.prog.cookieDays) * 24 * time.Hour))
+	if created < from || created > to || !picked.Valid {
+		return attribution{}, false, nil // outside the window, or no click of the visitor can be credited
+	}
+	if picked.Int64 != id {
+		var affID int64
+		if err := q.row(qConvPicked, wsID, picked.Int64).Scan(&clickID, &linkID, &affID); err != nil {
 			return attribution{}, false, err
+		}
+		if affID != a.id {
+			if a, err = readConvAffiliate(q, wsID, affID); err != nil || a == nil {
+				return attribution{}, false, err
+			}
 		}
 	}
 	if !a.attributable() {
 		return attribution{}, false, nil
 	}
-	return attribution{method: heldsway.AttributionClick, aff: a, linkID: &pickLink, clickID: pickID}, true, nil
+	return attribution{method: heldsway.AttributionClick, aff: a, linkID: &linkID, clickID: clickID}, true, nil
 }
 
 // commissionInput completes the engine's input for an attributed order: the
 // affiliate and its active parent, the program, the workspace tiers when they
 // can apply, the platform defaults, and whether the order renews a
 // subscription. Link commission rules have no endpoint yet, so none applies.
-func (s *Store) commissionInput(ctx context.Context, tx *sql.Tx, wsID int64, in *heldsway.ConversionInput, a *convAffiliate, calc commission.Input) (commission.Input, error) {
+func commissionInput(q *convQ, wsID int64, in *heldsway.ConversionInput, a *convAffiliate, calc commission.Input) (commission.Input, error) {
 	cur := calc.Order.Currency
 	p := a.prog
 	calc.Affiliate = &commission.Affiliate{ID: a.id, Email: a.email, Rate: a.rate}
@@ -415,8 +626,7 @@ func (s *Store) commissionInput(ctx context.Context, tx *sql.Tx, wsID int64, in 
 
 	if p.tierRate != nil && *p.tierRate > 0 && a.parentID != nil {
 		var email, status string
-		err := tx.QueryRowContext(ctx, `SELECT email, status FROM affiliates WHERE workspace_id = $1 AND id = $2`,
-			wsID, *a.parentID).Scan(&email, &status)
+		err := q.row(qConvParent, wsID, *a.parentID).Scan(&email, &status)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return calc, err
 		}
@@ -428,9 +638,7 @@ func (s *Store) commissionInput(ctx context.Context, tx *sql.Tx, wsID int64, in 
 	// The workspace tiers are read only when the precedence can reach them,
 	// and only in the currency they are kept in (the default program's).
 	if a.rate == nil && p.value == nil {
-		rows, err := tx.QueryContext(ctx, `SELECT t.min_amount, t.max_amount, t.rate FROM commission_tiers t
-			JOIN programs p ON p.workspace_id = t.workspace_id AND p.is_default AND p.currency = $2
-			WHERE t.workspace_id = $1 ORDER BY t.min_amount, t.id`, wsID, cur.Code)
+		rows, err := q.rows(qConvTiers, wsID, cur.Code)
 		if err != nil {
 			return calc, err
 		}
@@ -453,9 +661,7 @@ func (s *Store) commissionInput(ctx context.Context, tx *sql.Tx, wsID int64, in 
 	// one. Months count from the subscription's first order.
 	if in.SubscriptionID != "" {
 		var first sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT MIN(converted_at) FROM orders
-			WHERE workspace_id = $1 AND subscription_id = $2 AND converted_at <= $3`,
-			wsID, in.SubscriptionID, ts(in.OccurredAt)).Scan(&first); err != nil {
+		if err := q.row(qConvRenewal, wsID, in.SubscriptionID, ts(in.OccurredAt)).Scan(&first); err != nil {
 			return calc, err
 		}
 		if first.Valid {
@@ -467,17 +673,15 @@ func (s *Store) commissionInput(ctx context.Context, tx *sql.Tx, wsID int64, in 
 
 // findConvCustomer finds the customer by e-mail, else by external id; nil if
 // neither is known or none matches.
-func findConvCustomer(ctx context.Context, tx *sql.Tx, wsID int64, c heldsway.OrderCustomer) (*convCustomer, error) {
+func findConvCustomer(q *convQ, wsID int64, c heldsway.OrderCustomer) (*convCustomer, error) {
 	var row *sql.Row
-	const cols = `SELECT id, affiliate_id, bound_at FROM customers WHERE workspace_id = $1 AND `
 	switch {
 	case c.Email != "" && c.ID != "":
-		row = tx.QueryRowContext(ctx, cols+`(email = $2 OR external_id = $3)
-			ORDER BY CASE WHEN email = $2 THEN 0 ELSE 1 END LIMIT 1`, wsID, c.Email, c.ID)
+		row = q.row(qConvCustomerBoth, wsID, c.Email, c.ID)
 	case c.Email != "":
-		row = tx.QueryRowContext(ctx, cols+`email = $2`, wsID, c.Email)
+		row = q.row(qConvCustomerEmail, wsID, c.Email)
 	case c.ID != "":
-		row = tx.QueryRowContext(ctx, cols+`external_id = $2`, wsID, c.ID)
+		row = q.row(qConvCustomerID, wsID, c.ID)
 	default:
 		return nil, nil
 	}
@@ -499,7 +703,7 @@ func findConvCustomer(ctx context.Context, tx *sql.Tx, wsID int64, c heldsway.Or
 // recurring or lifetime program, binds it to the crediting affiliate. The first
 // binding wins: a bound customer keeps its affiliate. A self-referral binds
 // nobody. It returns the customer's id, nil when the order names none.
-func (s *Store) bindCustomer(ctx context.Context, tx *sql.Tx, wsID int64, in *heldsway.ConversionInput, cust *convCustomer, att attribution, selfReferral bool) (*int64, error) {
+func (s *Store) bindCustomer(q *convQ, wsID int64, in *heldsway.ConversionInput, cust *convCustomer, att attribution, selfReferral bool) (*int64, error) {
 	c := in.Customer
 	if c.Email == "" && c.ID == "" {
 		return nil, nil
@@ -511,28 +715,22 @@ func (s *Store) bindCustomer(ctx context.Context, tx *sql.Tx, wsID int64, in *he
 	}
 	now := ts(s.Now())
 	if cust == nil {
+		// Not looked up, or not found: insert, and find it on a conflict.
 		var id int64
-		// DO NOTHING on either unique index: a concurrent order of the same new
-		// customer inserted it first, and it is found again below.
-		err := tx.QueryRowContext(ctx, `INSERT INTO customers (workspace_id, email, external_id, name, affiliate_id,
-			program_id, bound_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-			ON CONFLICT DO NOTHING RETURNING id`,
-			wsID, nullStr(c.Email), nullStr(c.ID), nullStr(c.Name), affID, progID, bound, now).Scan(&id)
+		err := q.row(qConvCustomerInsert, wsID, nullStr(c.Email), nullStr(c.ID), nullStr(c.Name), affID, progID, bound, now).Scan(&id)
 		if err == nil {
 			return &id, nil
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return nil, err
 		}
-		if cust, err = findConvCustomer(ctx, tx, wsID, c); err != nil {
+		if cust, err = findConvCustomer(q, wsID, c); err != nil {
 			return nil, err
 		} else if cust == nil {
 			return nil, errors.New("customer vanished after a conflicting insert")
 		}
 	}
 	if affID.Valid && cust.affiliateID == nil {
-		if _, err := tx.ExecContext(ctx, `UPDATE customers SET affiliate_id = $1, program_id = $2, bound_at = $3, updated_at = $4
-			WHERE workspace_id = $5 AND id = $6 AND affiliate_id IS NULL`,
-			affID, progID, bound, now, wsID, cust.id); err != nil {
+		if _, err := q.exec(qConvCustomerBind, affID, progID, bound, now, wsID, cust.id); err != nil {
 			return nil, err
 		}
 	}
@@ -541,7 +739,7 @@ func (s *Store) bindCustomer(ctx context.Context, tx *sql.Tx, wsID int64, in *he
 
 // insertOrder inserts the order and sets its id; a duplicate order_id is the
 // CONFLICT naming the existing order.
-func insertOrder(ctx context.Context, tx *sql.Tx, o *heldsway.Order) error {
+func insertOrder(q *convQ, o *heldsway.Order) error {
 	var affID sql.NullInt64
 	if o.Affiliate != nil {
 		affID = sql.NullInt64{Int64: o.Affiliate.ID, Valid: true}
@@ -550,13 +748,7 @@ func insertOrder(ctx context.Context, tx *sql.Tx, o *heldsway.Order) error {
 	if o.Metadata != nil {
 		meta = sql.NullString{String: string(o.Metadata), Valid: true}
 	}
-	err := tx.QueryRowContext(ctx, `INSERT INTO orders (workspace_id, order_id, status, currency, total, subtotal,
-		discount, tax, commission_amount, commission_rate, affiliate_id, program_id, link_id, click_id, coupon_id,
-		coupon_code, customer_id, customer_email, customer_name, subscription_id, attribution, flags, metadata,
-		converted_at, auto_approve_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
-		$24, $25, $26, $26)
-		ON CONFLICT (workspace_id, order_id) DO NOTHING RETURNING id`,
+	err := q.row(qConvOrderInsert,
 		o.WorkspaceID, o.OrderID, o.Status, o.Currency, o.Total, o.Subtotal, o.Discount, o.Tax, o.CommissionAmount,
 		nullInt(o.CommissionRate), affID, nullInt(o.ProgramID), nullInt(o.LinkID), nullStr(o.ClickID), nullInt(o.CouponID),
 		nullStr(o.CouponCode), nullInt(o.CustomerID), nullStr(o.Customer.Email), nullStr(o.Customer.Name),
@@ -565,11 +757,11 @@ func insertOrder(ctx context.Context, tx *sql.Tx, o *heldsway.Order) error {
 	if !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
-	// The conflicting order is committed: PostgreSQL's ON CONFLICT waited for
-	// its transaction, and this statement sees it.
+	// The conflicting order is committed, or earlier in this transaction:
+	// PostgreSQL's ON CONFLICT waited for its transaction, and this statement
+	// sees it.
 	var existing int64
-	if err := tx.QueryRowContext(ctx, `SELECT id FROM orders WHERE workspace_id = $1 AND order_id = $2`,
-		o.WorkspaceID, o.OrderID).Scan(&existing); err != nil {
+	if err := q.row(qConvOrderExisting, o.WorkspaceID, o.OrderID).Scan(&existing); err != nil {
 		return err
 	}
 	return heldsway.DuplicateOrder(o.OrderID, existing)
@@ -578,30 +770,42 @@ func insertOrder(ctx context.Context, tx *sql.Tx, o *heldsway.Order) error {
 // orderItemCols is the parameter count of one order_items row.
 const orderItemCols = 7
 
-// insertOrderItems writes the order's line items in one statement (500 items
-// × 7 parameters stay below either engine's parameter limit).
-func insertOrderItems(ctx context.Context, tx *sql.Tx, o *heldsway.Order) error {
+// insertOrderItems writes the order's line items. SQLite runs the prepared
+// single-row INSERT per item (modernc.org/sqlite looks numbered parameters up
+// by name, so a long multi-row INSERT costs time quadratic in its size);
+// PostgreSQL gets one multi-row statement (500 items × 7 parameters stay below
+// its parameter limit).
+func insertOrderItems(q *convQ, o *heldsway.Order) error {
 	if len(o.Items) == 0 {
 		return nil
 	}
-	var q strings.Builder
-	q.WriteString(`INSERT INTO order_items (workspace_id, order_id, product_id, name, category, quantity, price) VALUES `)
+	if q.prepared != nil {
+		for _, it := range o.Items {
+			if _, err := q.exec(qConvItemInsert, o.WorkspaceID, o.ID, nullStr(it.ProductID), nullStr(it.Name),
+				nullStr(it.Category), it.Quantity, it.Price); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO order_items (workspace_id, order_id, product_id, name, category, quantity, price) VALUES `)
 	args := make([]any, 0, len(o.Items)*orderItemCols)
 	for i, it := range o.Items {
 		if i > 0 {
-			q.WriteByte(',')
+			b.WriteByte(',')
 		}
-		q.WriteByte('(')
+		b.WriteByte('(')
 		for j := 1; j <= orderItemCols; j++ {
 			if j > 1 {
-				q.WriteByte(',')
+				b.WriteByte(',')
 			}
-			q.WriteByte('$')
-			q.WriteString(strconv.Itoa(i*orderItemCols + j))
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(i*orderItemCols + j))
 		}
-		q.WriteByte(')')
+		b.WriteByte(')')
 		args = append(args, o.WorkspaceID, o.ID, nullStr(it.ProductID), nullStr(it.Name), nullStr(it.Category), it.Quantity, it.Price)
 	}
-	_, err := tx.ExecContext(ctx, q.String(), args...)
+	_, err := q.exec(b.String(), args...)
 	return err
 }

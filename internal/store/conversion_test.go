@@ -1,9 +1,11 @@
 package store_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,4 +222,61 @@ func TestCreateConversionConcurrentNewCustomer(t *testing.T) {
 			t.Fatalf("customers: %d", got)
 		}
 	})
+}
+
+// BenchmarkCreateConversion measures the store's conversion path (attribution
+// by click id, commission, customer, order, items, audit entry, events) from
+// parallel callers, as POST /v1/conversions drives it; on SQLite that is the
+// group-commit writer. HELDSWAY_TEST_DATABASE_URL adds PostgreSQL.
+func BenchmarkCreateConversion(b *testing.B) {
+	for _, engine := range storetest.Engines() {
+		b.Run(engine, func(b *testing.B) {
+			st := storetest.Open(b, engine)
+			ctx := context.Background()
+			ws := &heldsway.Workspace{Name: "Bench", Slug: "bench", Plan: "basic", Active: true}
+			if err := st.CreateWorkspace(ctx, ws); err != nil {
+				b.Fatal(err)
+			}
+			db := st.DB()
+			if _, err := db.Exec(`UPDATE programs SET recurring = 'lifetime', tier_rate = 500 WHERE workspace_id = $1`, ws.ID); err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now().UTC()
+			var clicks []heldsway.Click
+			for i := range 100 {
+				aff := storetest.InsertAffiliate(b, db, ws.ID, "USD", heldsway.AffiliateActive)
+				var prog, link int64
+				if err := db.QueryRow(`SELECT program_id FROM affiliates WHERE id = $1`, aff).Scan(&prog); err != nil {
+					b.Fatal(err)
+				}
+				if err := db.QueryRow(`INSERT INTO links (workspace_id, affiliate_id, slug, destination_url, created_at, updated_at)
+					VALUES ($1, $2, $3, 'https://shop.example.com/', $4, $4) RETURNING id`, ws.ID, aff, fmt.Sprintf("b-%d", i), now.UnixMicro()).Scan(&link); err != nil {
+					b.Fatal(err)
+				}
+				for j := range 100 {
+					clicks = append(clicks, heldsway.Click{WorkspaceID: ws.ID, LinkID: link, AffiliateID: aff, ProgramID: prog,
+						ClickID: fmt.Sprintf("c-%d-%d", i, j), VisitorID: fmt.Sprintf("v-%d", (i*100+j)/2),
+						CreatedAt: now.Add(-time.Duration(j) * time.Hour)})
+				}
+			}
+			if err := st.InsertClicks(ctx, clicks); err != nil {
+				b.Fatal(err)
+			}
+			var seq atomic.Int64
+			b.SetParallelism(16) // many callers, as a server under load has
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					n := seq.Add(1)
+					in := heldsway.ConversionInput{OrderID: fmt.Sprintf("o-%d", n), Currency: "USD", Total: 12345, Subtotal: 12345,
+						OccurredAt: now, ClickID: clicks[int(n)%len(clicks)].ClickID,
+						Customer:  heldsway.OrderCustomer{Email: fmt.Sprintf("c%d@example.com", n%5000), Name: "Customer"},
+						LineItems: []heldsway.LineItem{{ProductID: "sku-1", Name: "Widget", Quantity: 1, Price: 12345}, {ProductID: "sku-2", Quantity: 2}}}
+					if _, err := st.CreateConversion(ctx, ws.ID, in); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
 }
