@@ -41,7 +41,7 @@ func (h *Handler) RecordClick(ctx context.Context, r *http.Request, c heldsway.C
 		key.link = -c.AffiliateID
 	}
 	now := h.now()
-	c.ClickID = h.encodeID(h.newID())
+	c.ClickID = h.encodeID(h.newClickID(now)) // time-ordered, as the redirect's
 	c.IPHash = h.ipHash(r)
 	c.CreatedAt = now
 	c.UserAgent = clean(c.UserAgent, maxUserAgent)
