@@ -22,6 +22,7 @@ import (
 	"github.com/heldsway/heldsway/internal/auth"
 	"github.com/heldsway/heldsway/internal/heldsway"
 	"github.com/heldsway/heldsway/internal/store"
+	"github.com/heldsway/heldsway/internal/track"
 	"github.com/heldsway/heldsway/internal/worker"
 )
 
@@ -343,7 +344,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
-	srv := &api.Server{Auth: svc, DB: st, Idempotency: st, Store: st, Logger: logger, AccessLog: *accessLog, Version: buildVersion()}
+	// The click redirect GET /r/{slug}: its link cache and group-commit writer.
+	tr, err := track.New(ctx, st, track.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer tr.Close(context.Background()) // for early returns; Close is idempotent
+	srv := &api.Server{Auth: svc, DB: st, Idempotency: st, Store: st, Tracker: tr, Logger: logger, AccessLog: *accessLog, Version: buildVersion()}
 	if v := getenv("HELDSWAY_KEY_RATE_LIMIT"); v != "" {
 		if srv.KeyRateLimit, err = strconv.Atoi(v); err != nil || srv.KeyRateLimit < 1 {
 			return usageError{"HELDSWAY_KEY_RATE_LIMIT must be a positive integer"}
@@ -408,6 +415,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err = httpSrv.Shutdown(sctx)
+	// No request waits on a click any more: write what is still queued.
+	err = errors.Join(err, tr.Close(sctx))
 	stopBG()
 	<-bgDone
 	if err != nil {
