@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/heldsway/heldsway/internal/track"
 )
 
 // metrics holds the Prometheus collectors of one server. A registry per server
@@ -34,6 +36,25 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.requests, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// trackStats exports the redirect's counters: clicks per batch (clicks ÷
+// batches) is the group commit's batch size, the figure to watch when the
+// redirect's latency grows.
+func (m *metrics) trackStats(stats func() track.Stats) {
+	counter := func(name, help string, v func(track.Stats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(stats())) })
+	}
+	m.reg.MustRegister(
+		counter("heldsway_clicks_recorded_total", "Clicks recorded by the redirect and the storefront click endpoint.",
+			func(s track.Stats) int64 { return s.Counted }),
+		counter("heldsway_click_batches_total", "Transactions the click writer committed (group commit).",
+			func(s track.Stats) int64 { return s.Batches }),
+		counter("heldsway_click_repeats_total", "Redirects answered with an earlier click (the same visitor within 30 s).",
+			func(s track.Stats) int64 { return s.Repeats }),
+		counter("heldsway_click_bots_total", "Redirects of known bots, not recorded.",
+			func(s track.Stats) int64 { return s.Bots }))
 }
 
 func (m *metrics) observe(route, method string, status int, d time.Duration) {

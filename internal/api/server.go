@@ -19,6 +19,7 @@ import (
 	"github.com/heldsway/heldsway/internal/auth"
 	"github.com/heldsway/heldsway/internal/heldsway"
 	"github.com/heldsway/heldsway/internal/store"
+	"github.com/heldsway/heldsway/internal/track"
 )
 
 // Scope markers for routes that need no namespaced scope.
@@ -110,6 +111,9 @@ func (s *Server) build() {
 		s.TokenIPLimit = DefaultTokenIPLimit
 	}
 	s.metrics = newMetrics()
+	if st, ok := s.Tracker.(interface{ Stats() track.Stats }); ok {
+		s.metrics.trackStats(st.Stats)
+	}
 	s.mux = http.NewServeMux()
 
 	registry := huma.NewMapRegistry("#/components/schemas/", huma.DefaultSchemaNamer)

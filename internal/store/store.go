@@ -50,6 +50,9 @@ type Store struct {
 	tokens *tokenWriter
 	// stmts holds prepared statements of hot reads by SQL text (stmtcache.go).
 	stmts sync.Map
+	// ckpt runs SQLite's WAL checkpoints off the writer (checkpoint.go); nil
+	// on PostgreSQL.
+	ckpt *checkpointer
 }
 
 // IsPostgresURL reports whether dsn names a PostgreSQL database rather than a
@@ -94,7 +97,7 @@ func open(dsn string) (*Store, error) {
 	// in WAL mode is durable against process crashes and only risks the last
 	// commits on power loss, the usual trade for an embedded server.
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
-	w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
+	w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -111,7 +114,18 @@ func open(dsn string) (*Store, error) {
 	r.SetMaxIdleConns(8)
 	r.SetConnMaxIdleTime(0)
 	r.SetConnMaxLifetime(0)
+	c, err := sql.Open("sqlite", "file:"+path+"?"+pragmas)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	c.SetMaxOpenConns(1)
+	c.SetMaxIdleConns(1)
+	c.SetConnMaxLifetime(0)
+	c.SetConnMaxIdleTime(0)
 	s.Dialect, s.w, s.r = Dialect{Name: "sqlite"}, w, r
+	s.ckpt = startCheckpointer(c)
 	s.tokens = newTokenWriter(s)
 	return s, nil
 }
@@ -151,6 +165,9 @@ func (s *Store) Close() error {
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
+	}
+	if s.ckpt != nil {
+		err = errors.Join(err, s.ckpt.close())
 	}
 	return err
 }
