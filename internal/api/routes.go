@@ -53,6 +53,7 @@ func (s *Server) routesInit() {
 	s.routesConversions()
 	s.routesOrders()
 	s.routesStorefront()
+	s.routesPayouts()
 }
 
 // routesPrograms: programs. Program configuration is settings, so the scopes
@@ -498,4 +499,33 @@ func (s *Server) routesStorefront() {
 		s.handle(http.MethodOptions, path, sf.handleTrackPreflight(rt.method))
 		s.documentPreflight(path, rt.method, rt.opID)
 	}
+}
+
+// routesPayouts: balances, the ledger and adjustments of affiliates; payouts
+// and their status machine (digest §7.3), export and statement; payout
+// requests (§7.4). Reads need payouts:read, changes payouts:write.
+func (s *Server) routesPayouts() {
+	s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Payouts",
+		Description: "Affiliate balances derived from an append-only ledger, manual adjustments, payouts (pending → processing → " +
+			"completed, or failed), their CSV export and PDF statement, and affiliates' early payout requests."})
+	tags := []string{"Payouts"}
+	read, write := heldsway.ScopePayoutsRead, heldsway.ScopePayoutsWrite
+	notFound := []int{http.StatusNotFound}
+
+	register(s, huma.Operation{OperationID: "getAffiliateBalance", Method: http.MethodGet, Path: "/v1/affiliates/{id}/balance", Tags: tags,
+		Summary: "An affiliate's balances, one per currency",
+		Description: "available = the sum of the affiliate's ledger entries; pending = commission not yet approved; in_flight = " +
+			"payouts pending or processing; paid = payouts completed. For every currency, approved commission − reversals + " +
+			"adjustments = paid + in_flight + available.",
+		Errors: notFound}, read, s.handleBalanceGet)
+	register(s, huma.Operation{OperationID: "listAffiliateLedger", Method: http.MethodGet, Path: "/v1/affiliates/{id}/ledger", Tags: tags,
+		Summary: "An affiliate's ledger entries",
+		Description: "Append-only: every movement of the balance with what caused it (commission, payout, adjustment reason). " +
+			"Cursor-paginated by id, newest first by default; filters currency and kind.",
+		Errors: notFound}, read, s.handleLedgerList)
+	register(s, huma.Operation{OperationID: "createAffiliateAdjustment", Method: http.MethodPost, Path: "/v1/affiliates/{id}/adjustments", Tags: tags,
+		Summary: "Adjust an affiliate's balance by hand", DefaultStatus: http.StatusCreated,
+		Description: "Appends an adjustment entry to the ledger (a debit may take the balance below zero; later payouts net it " +
+			"off). Audit entry ledger.adjust and event balance.adjusted. Answers 201 with the ledger entry.",
+		Errors: notFound}, write, s.handleAdjustmentCreate)
 }

@@ -73,6 +73,11 @@ type Payout struct {
 	UpdatedAt         time.Time
 	// Commissions the payout settles, loaded for detail views and statements.
 	Commissions []*Commission
+	// Affiliate is loaded by the API's reads (lists, detail, export).
+	Affiliate *PayoutAffiliate
+	// Items are the commissions with the amounts the payout settled, loaded
+	// for the detail view and the statement.
+	Items []PayoutItem
 }
 
 // PayoutRequest is an affiliate's request for an early payout.
