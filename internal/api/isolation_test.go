@@ -85,6 +85,9 @@ func snapshotA(t *testing.T, e *env) string {
 		`SELECT COUNT(*), COALESCE(SUM(updated_at), 0) FROM orders WHERE workspace_id = $1`,
 		`SELECT COUNT(*), COALESCE(SUM(updated_at), 0) FROM commissions WHERE workspace_id = $1`,
 		`SELECT COUNT(*), COALESCE(SUM(COALESCE(revoked_at, 0) + COALESCE(prev_secret_expires_at, 0)), 0) FROM api_keys WHERE workspace_id = $1`,
+		`SELECT COUNT(*), COALESCE(SUM(updated_at), 0) FROM payouts WHERE workspace_id = $1`,
+		`SELECT COUNT(*), COALESCE(SUM(updated_at), 0) FROM payout_requests WHERE workspace_id = $1`,
+		`SELECT COUNT(*), COALESCE(MAX(id), 0) FROM ledger_entries WHERE workspace_id = $1`,
 		`SELECT COUNT(*), COALESCE(MAX(id), 0) FROM audit_log WHERE workspace_id = $1`,
 		`SELECT COUNT(*), COALESCE(MAX(id), 0) FROM events WHERE workspace_id = $1`,
 	} {
@@ -142,6 +145,26 @@ func TestTenantIsolation(t *testing.T) {
 			t.Fatal(err)
 		}
 		fx["order"] = orderID
+		// A payout (through an approved request) and a pending request of A.
+		if r := e.do("POST", fmt.Sprintf("/v1/affiliates/%d/adjustments", fx["affiliate"]), tokA,
+			map[string]any{"amount": 100, "currency": "USD", "reason": "fixture"}); r.status != 201 {
+			t.Fatalf("fixture adjustment: %d %s", r.status, r.raw)
+		}
+		insertRequest := func() int64 {
+			var id int64
+			if err := e.store.DB().QueryRow(`INSERT INTO payout_requests (workspace_id, affiliate_id, currency, amount, status,
+				created_at, updated_at) VALUES ($1, $2, 'USD', 1000, 'pending', $3, $3) RETURNING id`,
+				e.ws.ID, fx["affiliate"], now).Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			return id
+		}
+		payout, err := e.store.CreatePayoutForRequest(ctx, e.ws.ID, insertRequest())
+		if err != nil {
+			t.Fatalf("fixture payout: %v", err)
+		}
+		fx["payout"] = payout.ID
+		fx["payout_request"] = insertRequest()
 		var eventID int64
 		if err := e.store.DB().QueryRow(`SELECT MAX(id) FROM events WHERE workspace_id = $1`, e.ws.ID).Scan(&eventID); err != nil || eventID == 0 {
 			t.Fatalf("no event in A: %v", err)

@@ -2,8 +2,15 @@ package api
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/heldsway/heldsway/internal/heldsway"
 	"github.com/heldsway/heldsway/internal/money"
@@ -121,4 +128,301 @@ func (s *Server) handleAdjustmentCreate(ctx context.Context, in *adjustmentInput
 		return nil, err
 	}
 	return ok("Adjustment recorded.", viewLedgerEntry(e)), nil
+}
+
+// payoutAffiliateView is the affiliate a payout or request belongs to.
+type payoutAffiliateView struct {
+	ID    int64  `json:"id"`
+	Name  string `json:"name"`
+	Email string `json:"email" doc:"Where a PayPal payout is sent."`
+}
+
+func viewPayoutAffiliate(a *heldsway.PayoutAffiliate) *payoutAffiliateView {
+	if a == nil {
+		return nil
+	}
+	return &payoutAffiliateView{ID: a.ID, Name: a.Name, Email: a.Email}
+}
+
+// payoutItemView is one commission a payout settles.
+type payoutItemView struct {
+	CommissionID   int64     `json:"commission_id"`
+	ConversionID   int64     `json:"conversion_id" doc:"Internal id of the order (GET /v1/orders/{id})."`
+	OrderID        string    `json:"order_id" doc:"The merchant's order id." example:"#135419"`
+	OrderDate      Timestamp `json:"order_date" doc:"When the order happened (converted_at)."`
+	Tier           int       `json:"tier"`
+	Amount         Amount    `json:"amount" doc:"What this payout paid for the commission: its net when the payout was created."`
+	ReversedAmount Amount    `json:"reversed_amount" doc:"Reversed by refunds so far; a reversal after the payout is carried to the next payout as a negative balance."`
+	Status         string    `json:"status" enum:"pending,approved,rejected,reversed,paid" doc:"The commission's status now."`
+}
+
+// payoutView is the payout object.
+type payoutView struct {
+	ID                int64                `json:"id"`
+	AffiliateID       int64                `json:"affiliate_id"`
+	Affiliate         *payoutAffiliateView `json:"affiliate"`
+	Currency          string               `json:"currency" example:"USD"`
+	Amount            Amount               `json:"amount"`
+	Status            string               `json:"status" enum:"pending,processing,completed,failed"`
+	Method            string               `json:"method" enum:"manual,paypal,bank"`
+	RunID             *int64               `json:"run_id" nullable:"true" doc:"The payout run that created it, if any."`
+	RequestID         *int64               `json:"request_id" nullable:"true" doc:"The payout request whose approval created it, if any."`
+	ExternalReference *string              `json:"external_reference" nullable:"true" doc:"Given on complete, e.g. the payment provider's transaction id."`
+	FailureReason     *string              `json:"failure_reason" nullable:"true"`
+	ProcessingAt      *Timestamp           `json:"processing_at" nullable:"true"`
+	CompletedAt       *Timestamp           `json:"completed_at" nullable:"true"`
+	FailedAt          *Timestamp           `json:"failed_at" nullable:"true"`
+	CreatedAt         Timestamp            `json:"created_at"`
+	UpdatedAt         Timestamp            `json:"updated_at"`
+	Commissions       *[]payoutItemView    `json:"commissions,omitempty" doc:"The commissions the payout settles, oldest order first; only on GET /v1/payouts/{id}."`
+	CommissionsTotal  *Amount              `json:"commissions_total,omitempty" doc:"Sum of the commissions' amounts; amount − commissions_total is balance from adjustments or reversals the payout settled too. Only on GET /v1/payouts/{id}."`
+}
+
+func viewPayout(p *heldsway.Payout) payoutView {
+	cur := orderCurrency(p.Currency)
+	v := payoutView{ID: p.ID, AffiliateID: p.AffiliateID, Affiliate: viewPayoutAffiliate(p.Affiliate), Currency: cur.Code,
+		Amount: Amount{Minor: p.Amount, Currency: cur}, Status: p.Status, Method: p.Method, RunID: p.RunID,
+		RequestID: p.RequestID, ExternalReference: strOrNil(p.ExternalReference), FailureReason: strOrNil(p.FailureReason),
+		ProcessingAt: tsPtr(p.ProcessingAt), CompletedAt: tsPtr(p.CompletedAt), FailedAt: tsPtr(p.FailedAt),
+		CreatedAt: Timestamp(p.CreatedAt), UpdatedAt: Timestamp(p.UpdatedAt)}
+	if p.Items != nil {
+		items := make([]payoutItemView, 0, len(p.Items))
+		var total int64
+		for _, it := range p.Items {
+			c := it.Commission
+			total += it.Amount
+			items = append(items, payoutItemView{CommissionID: c.ID, ConversionID: c.OrderID, OrderID: c.OrderRef,
+				OrderDate: Timestamp(it.OrderDate), Tier: c.Tier, Amount: Amount{Minor: it.Amount, Currency: cur},
+				ReversedAmount: Amount{Minor: c.ReversedAmount, Currency: cur}, Status: c.Status})
+		}
+		v.Commissions = &items
+		v.CommissionsTotal = &Amount{Minor: total, Currency: cur}
+	}
+	return v
+}
+
+// PayoutFilterParams are the filters the payout list and export share.
+type PayoutFilterParams struct {
+	DateRange
+	Status      string `query:"status" enum:"pending,processing,completed,failed" doc:"Only payouts with this status."`
+	AffiliateID int64  `query:"affiliate_id" minimum:"1" doc:"Only this affiliate's payouts; must be one of this workspace's affiliates (422 otherwise)."`
+	Currency    string `query:"currency" minLength:"3" maxLength:"3" doc:"Only payouts in this currency (ISO 4217)."`
+	Search      string `query:"search" maxLength:"255" doc:"Case-insensitive substring of the affiliate's name or e-mail, or of the external reference."`
+}
+
+// filter validates the date range (on created_at, UTC days, inclusive).
+func (p PayoutFilterParams) filter() (heldsway.PayoutListFilter, error) {
+	from, to, err := p.DateRange.bounds()
+	return heldsway.PayoutListFilter{PayoutFilter: heldsway.PayoutFilter{Status: p.Status, AffiliateID: p.AffiliateID,
+		From: from, To: to}, Currency: p.Currency, Search: p.Search}, err
+}
+
+type payoutListInput struct {
+	ListParams
+	PayoutFilterParams
+	Sort string `query:"sort" enum:"created_at" default:"created_at" doc:"Sort field; ties are broken by id."`
+}
+
+func (s *Server) handlePayoutList(ctx context.Context, in *payoutListInput) (*Out[Page[payoutView]], error) {
+	f, err := in.filter()
+	if err != nil {
+		return nil, err
+	}
+	o, err := in.options(in.Sort)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.Store.ListPayouts(ctx, principal(ctx).Workspace.ID, f, o)
+	if err != nil {
+		return nil, err
+	}
+	return ok("OK", pageOut(res, in.ListParams, o, viewPayout)), nil
+}
+
+func (s *Server) handlePayoutGet(ctx context.Context, in *payoutIDInput) (*Out[payoutView], error) {
+	p, err := s.Store.FindPayout(ctx, principal(ctx).Workspace.ID, in.ID, true)
+	if err != nil {
+		return nil, err
+	}
+	return ok("OK", viewPayout(p)), nil
+}
+
+type payoutIDInput struct {
+	ID int64 `path:"id" minimum:"1" doc:"Payout id."`
+}
+
+// payoutCurrencyStatsView is one currency's payout figures.
+type payoutCurrencyStatsView struct {
+	Currency                  string `json:"currency" example:"USD"`
+	PendingAmount             Amount `json:"pending_amount" doc:"Payouts awaiting payment: pending or processing."`
+	PendingPayouts            int64  `json:"pending_payouts" doc:"How many payouts pending_amount sums."`
+	CompletedThisMonth        Amount `json:"completed_this_month" doc:"Payouts completed in the current calendar month of the workspace's time zone."`
+	CompletedThisMonthPayouts int64  `json:"completed_this_month_payouts"`
+}
+
+type payoutStatsMonthView struct {
+	Timezone string    `json:"timezone" example:"Europe/Berlin" doc:"The workspace's time zone (settings)."`
+	Start    Timestamp `json:"start" doc:"The month's first instant, in UTC."`
+	End      Timestamp `json:"end" doc:"The next month's first instant (exclusive), in UTC."`
+}
+
+type payoutStatsOut struct {
+	Currencies      []payoutCurrencyStatsView `json:"currencies" doc:"One entry per currency with payouts pending, processing or completed this month, by code; amounts of different currencies are never added."`
+	PendingCount    int64                     `json:"pending_count" doc:"Number of affiliates with a payout pending or processing."`
+	PendingRequests int64                     `json:"pending_requests" doc:"Payout requests awaiting approval or rejection."`
+	Month           payoutStatsMonthView      `json:"month" doc:"The month completed_this_month covers."`
+}
+
+func (s *Server) handlePayoutStats(ctx context.Context, _ *struct{}) (*Out[payoutStatsOut], error) {
+	st, err := s.Store.PayoutStats(ctx, principal(ctx).Workspace.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := payoutStatsOut{Currencies: make([]payoutCurrencyStatsView, 0, len(st.Currencies)), PendingCount: st.PendingAffiliates,
+		PendingRequests: st.PendingRequests, Month: payoutStatsMonthView{Timezone: st.Timezone,
+			Start: Timestamp(st.MonthStart), End: Timestamp(st.MonthEnd)}}
+	for _, c := range st.Currencies {
+		cur := orderCurrency(c.Currency)
+		out.Currencies = append(out.Currencies, payoutCurrencyStatsView{Currency: cur.Code,
+			PendingAmount: Amount{Minor: c.PendingAmount, Currency: cur}, PendingPayouts: c.PendingPayouts,
+			CompletedThisMonth: Amount{Minor: c.CompletedThisMonth, Currency: cur}, CompletedThisMonthPayouts: c.CompletedThisMonthPayouts})
+	}
+	return ok("Payout statistics retrieved.", out), nil
+}
+
+// PayoutExportColumns are the CSV export's columns, in order. Amounts carry
+// the currency's exact decimals, as the API renders them; times are RFC 3339
+// UTC with microseconds; an absent value is an empty cell.
+var PayoutExportColumns = []string{"id", "affiliate_id", "affiliate_name", "affiliate_email", "status", "currency", "amount",
+	"method", "run_id", "request_id", "external_reference", "failure_reason", "created_at", "processing_at", "completed_at",
+	"failed_at"}
+
+type payoutExportInput struct {
+	PayoutFilterParams
+	Format    string `query:"format" enum:"csv,paypal" default:"csv" doc:"csv: every column; paypal: the PayPal mass-payment file (see the description)."`
+	Direction string `query:"direction" enum:"asc,desc" default:"desc" doc:"Order by created_at, ties by id."`
+}
+
+// handlePayoutExport validates everything before the first byte, so a bad
+// filter is a 422 envelope; then streams rows as the store reads them. A
+// failure mid-stream aborts the connection, so a client sees a failed
+// download, never a silently truncated file.
+func (s *Server) handlePayoutExport(ctx context.Context, in *payoutExportInput) (*huma.StreamResponse, error) {
+	f, err := in.filter()
+	if err != nil {
+		return nil, err
+	}
+	paypal := in.Format == "paypal"
+	if paypal {
+		// A PayPal mass-payment file holds one currency, and paying a
+		// completed or failed payout again is never what is meant.
+		fe := heldsway.FieldErrors{}
+		if f.Currency == "" {
+			fe.Add("currency", "The currency field is required when format is paypal: a PayPal mass-payment file holds one currency.")
+		}
+		switch f.Status {
+		case "":
+			f.Status = heldsway.PayoutPending
+		case heldsway.PayoutPending, heldsway.PayoutProcessing:
+		default:
+			fe.Add("status", "The status must be pending or processing when format is paypal: the file pays what it lists.")
+		}
+		if err := fe.Err(); err != nil {
+			return nil, err
+		}
+		if _, err := money.ParseCurrency(f.Currency); err != nil {
+			return nil, heldsway.Invalid("currency", "The currency field "+err.Error()+".")
+		}
+	}
+	o := heldsway.ListOptions{Sort: "created_at", Desc: in.Direction != "asc"}
+	p := principal(ctx)
+	wsID := p.Workspace.ID
+	if err := s.Store.CheckPayoutFilter(ctx, wsID, f); err != nil {
+		return nil, err
+	}
+	day := s.Store.Now().UTC().Format("2006-01-02")
+	name := fmt.Sprintf("payouts-%s.csv", day)
+	if paypal {
+		name = fmt.Sprintf("paypal-payouts-%s-%s.csv", strings.ToUpper(f.Currency), day)
+	}
+	return &huma.StreamResponse{Body: func(hctx huma.Context) {
+		hctx.SetHeader("Content-Type", "text/csv; charset=utf-8")
+		hctx.SetHeader("Content-Disposition", `attachment; filename="`+name+`"`)
+		hctx.SetHeader("Cache-Control", "no-store")
+		hctx.SetStatus(http.StatusOK)
+		w := csv.NewWriter(hctx.BodyWriter())
+		var row []string
+		if paypal {
+			row = make([]string, 5)
+		} else {
+			row = make([]string, len(PayoutExportColumns))
+			_ = w.Write(PayoutExportColumns)
+		}
+		n := 0
+		err := s.Store.ExportPayouts(hctx.Context(), wsID, f, o, func(po *heldsway.Payout) error {
+			if paypal {
+				paypalRow(row, po, p.Workspace.Name)
+			} else {
+				payoutCSVRow(row, po)
+			}
+			if err := w.Write(row); err != nil {
+				return err
+			}
+			if n++; n%exportFlushEvery == 0 {
+				w.Flush()
+				if rw, ok := hctx.BodyWriter().(http.ResponseWriter); ok {
+					_ = http.NewResponseController(rw).Flush()
+				}
+			}
+			return w.Error()
+		})
+		if err == nil {
+			w.Flush()
+			err = w.Error()
+		}
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				s.Logger.Error("payout export failed", "request_id", requestID(ctx), "err", err)
+			}
+			panic(http.ErrAbortHandler)
+		}
+	}}, nil
+}
+
+// payoutCSVRow fills row with p's cells in PayoutExportColumns order.
+func payoutCSVRow(row []string, p *heldsway.Payout) {
+	cur := orderCurrency(p.Currency)
+	opt := func(v *int64) string {
+		if v == nil {
+			return ""
+		}
+		return strconv.FormatInt(*v, 10)
+	}
+	when := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.UTC().Format(timestampLayout)
+	}
+	var name, email string
+	if a := p.Affiliate; a != nil {
+		name, email = a.Name, a.Email
+	}
+	copy(row, []string{strconv.FormatInt(p.ID, 10), strconv.FormatInt(p.AffiliateID, 10), csvText(name), csvText(email),
+		p.Status, cur.Code, money.Format(p.Amount, cur), p.Method, opt(p.RunID), opt(p.RequestID),
+		csvText(p.ExternalReference), csvText(p.FailureReason), when(&p.CreatedAt), when(p.ProcessingAt),
+		when(p.CompletedAt), when(p.FailedAt)})
+}
+
+// paypalRow fills the five columns of PayPal's mass-payment file: recipient
+// e-mail, amount, currency, a unique id (at most 30 characters, no spaces)
+// and a note to the recipient.
+func paypalRow(row []string, p *heldsway.Payout, workspace string) {
+	cur := orderCurrency(p.Currency)
+	var email string
+	if a := p.Affiliate; a != nil {
+		email = a.Email
+	}
+	copy(row, []string{csvText(email), money.Format(p.Amount, cur), cur.Code, "payout-" + strconv.FormatInt(p.ID, 10),
+		csvText(fmt.Sprintf("%s affiliate payout %d", workspace, p.ID))})
 }

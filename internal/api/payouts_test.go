@@ -1,12 +1,21 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/heldsway/heldsway/internal/api"
 	"github.com/heldsway/heldsway/internal/auth"
 	"github.com/heldsway/heldsway/internal/heldsway"
 	"github.com/heldsway/heldsway/internal/store/storetest"
@@ -40,12 +49,18 @@ func paySetupAPI(t *testing.T, e *env) *payAPI {
 	}
 	a.other = other
 	a.otherAff = storetest.SeedAffiliate(t, db, other.ID, storetest.DefaultProgram(t, db, other.ID), "Olga Other")
+	a.mint()
+	return a
+}
+
+// mint issues the tokens anew, after the clock moved past their 4 h.
+func (a *payAPI) mint() {
+	e := a.e
 	a.read = e.token(heldsway.ScopePayoutsRead)
 	a.write = e.token(heldsway.ScopePayoutsRead, heldsway.ScopePayoutsWrite)
 	a.none = e.token(heldsway.ScopeOrdersRead, heldsway.ScopeAffiliatesWrite)
-	k, secret := e.newKey(other, auth.KeyInput{Scopes: []string{heldsway.ScopePayoutsRead, heldsway.ScopePayoutsWrite}})
+	k, secret := e.newKey(a.other, auth.KeyInput{Scopes: []string{heldsway.ScopePayoutsRead, heldsway.ScopePayoutsWrite}})
 	a.otherTok = e.exchange(k.Key, secret)
-	return a
 }
 
 // approved seeds an order of aff with one commission of amount minor units in
@@ -275,6 +290,356 @@ func TestBalanceLedgerAdjustments(t *testing.T) {
 			e.do("GET", fmt.Sprintf("/v1/affiliates/%d/ledger", a.alice), a.none, nil).expectError(t, 403, "FORBIDDEN", "")
 			e.do("POST", fmt.Sprintf("/v1/affiliates/%d/adjustments", a.alice), a.read,
 				map[string]any{"amount": 5, "currency": "USD", "reason": "x"}).expectError(t, 403, "FORBIDDEN", "")
+		})
+	})
+}
+
+// payout creates a pending payout of amount for aff through an approved
+// request (the request is inserted by raw SQL so these tests do not depend on
+// the request API or the settings), and returns its id.
+func (a *payAPI) payout(t *testing.T, aff int64, cur string, amount int64) int64 {
+	t.Helper()
+	var rid int64
+	if err := a.e.store.DB().QueryRow(`INSERT INTO payout_requests (workspace_id, affiliate_id, currency, amount, status,
+		created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', $5, $5) RETURNING id`, a.e.ws.ID, aff, cur, amount,
+		a.e.clock.Now().UnixMicro()).Scan(&rid); err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.e.store.CreatePayoutForRequest(context.Background(), a.e.ws.ID, rid)
+	if err != nil {
+		t.Fatalf("payout: %v", err)
+	}
+	return p.ID
+}
+
+func TestPayoutReads(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		a := paySetupAPI(t, e)
+		// Alice: three commissions, a payout of the first two plus 1.11 of
+		// an adjustment (the third is not fully covered, so not itemised).
+		_, c1 := a.approved(t, a.alice, 1234)
+		_, c2 := a.approved(t, a.alice, 5001)
+		a.approved(t, a.alice, 7000)
+		if _, err := e.store.CreateAdjustment(context.Background(), e.ws.ID, a.alice,
+			heldsway.AdjustmentInput{Amount: 111, Currency: "USD", Reason: "bonus"}); err != nil {
+			t.Fatal(err)
+		}
+		p1 := a.payout(t, a.alice, "USD", 1234+5001+111)
+		e.clock.Advance(time.Hour)
+		a.approved(t, a.bob, 4200)
+		p2 := a.payout(t, a.bob, "USD", 4200)
+		e.clock.Advance(24 * time.Hour)
+		a.approvedIn(t, a.bob, 990, "EUR")
+		p3 := a.payout(t, a.bob, "EUR", 990)
+		if _, err := e.store.CompletePayout(context.Background(), e.ws.ID, p2, "TX-42"); err != nil {
+			t.Fatal(err)
+		}
+		a.mint()
+
+		t.Run("detail", func(t *testing.T) {
+			r := e.do("GET", fmt.Sprintf("/v1/payouts/%d", p1), a.read, nil)
+			d := r.data()
+			if r.status != 200 || d["status"] != "pending" || d["currency"] != "USD" || !strings.Contains(r.raw, `"amount":63.46`) {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			aff := d["affiliate"].(map[string]any)
+			if aff["name"] != "Alice Able" || aff["email"] != "aliceable@example.com" {
+				t.Fatalf("affiliate: %v", aff)
+			}
+			items := d["commissions"].([]any)
+			if len(items) != 2 || !strings.Contains(r.raw, `"commissions_total":62.35`) {
+				t.Fatalf("commissions: %s", r.raw)
+			}
+			first := items[0].(map[string]any)
+			if ordNum(first["commission_id"]) != c1 || ordNum(items[1].(map[string]any)["commission_id"]) != c2 ||
+				first["order_id"] != "PO-1" || first["status"] != "approved" || !strings.Contains(r.raw, `"amount":12.34`) {
+				t.Fatalf("items: %s", r.raw)
+			}
+			e.do("GET", fmt.Sprintf("/v1/payouts/%d", p1), a.otherTok, nil).expectError(t, 404, "NOT_FOUND", "")
+			e.do("GET", "/v1/payouts/999999", a.read, nil).expectError(t, 404, "NOT_FOUND", "")
+			e.do("GET", "/v1/payouts/abc", a.read, nil).expectError(t, 422, "VALIDATION_ERROR", "")
+		})
+
+		t.Run("list", func(t *testing.T) {
+			ids := func(q string) []int64 {
+				t.Helper()
+				var out []int64
+				cursor := ""
+				for range 20 {
+					p := "/v1/payouts?per_page=1" + q
+					if cursor != "" {
+						p += "&cursor=" + cursor
+					}
+					r := e.do("GET", p, a.read, nil)
+					if r.status != 200 {
+						t.Fatalf("GET %s: %d %s", p, r.status, r.raw)
+					}
+					for _, it := range ordItems(r) {
+						if it["commissions"] != nil {
+							t.Fatalf("list items carry commissions: %s", r.raw)
+						}
+						out = append(out, ordNum(it["id"]))
+					}
+					next, _ := r.data()["meta"].(map[string]any)["next_cursor"].(string)
+					if next == "" {
+						return out
+					}
+					cursor = next
+				}
+				t.Fatal("too many pages")
+				return nil
+			}
+			for q, want := range map[string][]int64{
+				"":                                     {p3, p2, p1},
+				"&direction=asc":                       {p1, p2, p3},
+				"&status=pending":                      {p3, p1},
+				"&status=completed":                    {p2},
+				"&currency=eur":                        {p3},
+				fmt.Sprintf("&affiliate_id=%d", a.bob): {p3, p2},
+				"&search=ALICE":                        {p1},
+				"&search=tx-4":                         {p2},
+				"&from=2026-11-02":                     {p3},
+				"&to=2026-11-01":                       {p2, p1},
+				"&from=2026-11-03":                     nil,
+			} {
+				if got := ids(q); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("%q: %v, want %v", q, got, want)
+				}
+			}
+			for _, q := range []string{"status=paid", fmt.Sprintf("affiliate_id=%d", a.otherAff), "from=2026-11-02&to=2026-11-01",
+				"from=yesterday", "cursor=zzz", "sort=amount", "currency=US"} {
+				e.do("GET", "/v1/payouts?"+q, a.read, nil).expectError(t, 422, "VALIDATION_ERROR", "")
+			}
+			if n := len(ordItems(e.do("GET", "/v1/payouts", a.otherTok, nil))); n != 0 {
+				t.Fatalf("the other workspace sees %d payouts", n)
+			}
+		})
+
+		t.Run("stats", func(t *testing.T) {
+			if _, err := a.e.store.DB().Exec(`INSERT INTO payout_requests (workspace_id, affiliate_id, currency, amount, status,
+				created_at, updated_at) VALUES ($1, $2, 'USD', 100, 'pending', 0, 0)`, e.ws.ID, a.alice); err != nil {
+				t.Fatal(err)
+			}
+			r := e.do("GET", "/v1/payouts/stats", a.read, nil)
+			d := r.data()
+			if r.status != 200 || ordNum(d["pending_count"]) != 2 || ordNum(d["pending_requests"]) != 1 {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			cs := d["currencies"].([]any)
+			eur, usd := cs[0].(map[string]any), cs[1].(map[string]any)
+			if len(cs) != 2 || eur["currency"] != "EUR" || usd["currency"] != "USD" || ordNum(usd["pending_payouts"]) != 1 ||
+				ordNum(usd["completed_this_month_payouts"]) != 1 ||
+				!strings.Contains(r.raw, `"pending_amount":9.90`) || !strings.Contains(r.raw, `"pending_amount":63.46`) ||
+				!strings.Contains(r.raw, `"completed_this_month":42.00`) || !strings.Contains(r.raw, `"completed_this_month":0.00`) {
+				t.Fatalf("currencies: %s", r.raw)
+			}
+			m := d["month"].(map[string]any)
+			if m["timezone"] != "UTC" || m["start"] != "2026-11-01T00:00:00.000000Z" || m["end"] != "2026-12-01T00:00:00.000000Z" {
+				t.Fatalf("month: %v", m)
+			}
+			// The month is the workspace's: in Kiritimati (UTC+14) November
+			// starts at 2026-10-31 10:00 UTC.
+			tz := "Pacific/Kiritimati" // UTC+14
+			if r := e.do("PUT", "/v1/settings/timezone", e.token("settings:write"), map[string]any{"value": tz}); r.status != 200 {
+				t.Fatalf("timezone: %d %s", r.status, r.raw)
+			}
+			r = e.do("GET", "/v1/payouts/stats", a.read, nil)
+			m = r.data()["month"].(map[string]any)
+			if m["timezone"] != tz || m["start"] != "2026-10-31T10:00:00.000000Z" {
+				t.Fatalf("month in %s: %v", tz, m)
+			}
+			if n := len(e.do("GET", "/v1/payouts/stats", a.otherTok, nil).data()["currencies"].([]any)); n != 0 {
+				t.Fatalf("the other workspace sees %d currencies", n)
+			}
+		})
+
+		t.Run("scopes", func(t *testing.T) {
+			for _, p := range []string{"/v1/payouts", "/v1/payouts/stats", "/v1/payouts/export",
+				fmt.Sprintf("/v1/payouts/%d", p1), fmt.Sprintf("/v1/payouts/%d/statement", p1)} {
+				e.do("GET", p, a.none, nil).expectError(t, 403, "FORBIDDEN", "Insufficient scope.")
+			}
+		})
+	})
+}
+
+// getRaw fetches path and returns the response without decoding the body.
+func (a *payAPI) getRaw(t *testing.T, path, tok string) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", a.e.http.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, res.Header, b
+}
+
+// pdfTexts returns the strings drawn by the Tj operators of an uncompressed
+// PDF, unescaped: enough to read a statement's amounts without a PDF library.
+func pdfTexts(t *testing.T, b []byte) []string {
+	t.Helper()
+	if !bytes.HasPrefix(b, []byte("%PDF-1.")) || !bytes.Contains(b[max(0, len(b)-32):], []byte("%%EOF")) {
+		t.Fatalf("not a PDF: %q…", b[:min(len(b), 32)])
+	}
+	var out []string
+	for _, m := range regexp.MustCompile(`\(((?:\\.|[^\\)])*)\) ?Tj`).FindAllSubmatch(b, -1) {
+		out = append(out, strings.NewReplacer(`\(`, "(", `\)`, ")", `\\`, `\`).Replace(string(m[1])))
+	}
+	return out
+}
+
+func TestPayoutExportAndStatement(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		a := paySetupAPI(t, e)
+		// Amounts whose cents a float would get wrong (0.1 + 0.2, 1.005, …).
+		a.approved(t, a.alice, 10)
+		a.approved(t, a.alice, 20)
+		a.approved(t, a.alice, 100_005)
+		a.approved(t, a.alice, 1)
+		p1 := a.payout(t, a.alice, "USD", 10+20+100_005+1)
+		a.approved(t, a.bob, 333_333_333)
+		if _, err := e.store.CreateAdjustment(context.Background(), e.ws.ID, a.bob,
+			heldsway.AdjustmentInput{Amount: 7, Currency: "USD", Reason: "bonus"}); err != nil {
+			t.Fatal(err)
+		}
+		p2 := a.payout(t, a.bob, "USD", 333_333_340)
+		a.approvedIn(t, a.bob, 12_345, "EUR")
+		p3 := a.payout(t, a.bob, "EUR", 12_345)
+		// Formula-looking text in a free-text cell.
+		if _, err := e.store.CompletePayout(context.Background(), e.ws.ID, p3, "=HYPERLINK(1)"); err != nil {
+			t.Fatal(err)
+		}
+
+		// The API's amounts, as text, per payout: the total and each item.
+		apiAmounts := map[int64][]string{}
+		for _, id := range []int64{p1, p2, p3} {
+			r := e.do("GET", fmt.Sprintf("/v1/payouts/%d", id), a.read, nil)
+			var body struct {
+				Data struct {
+					Amount      json.Number `json:"amount"`
+					Total       json.Number `json:"commissions_total"`
+					Commissions []struct {
+						Amount json.Number `json:"amount"`
+					} `json:"commissions"`
+				} `json:"data"`
+			}
+			dec := json.NewDecoder(strings.NewReader(r.raw))
+			dec.UseNumber()
+			if err := dec.Decode(&body); err != nil {
+				t.Fatal(err)
+			}
+			list := []string{body.Data.Amount.String(), body.Data.Total.String()}
+			for _, c := range body.Data.Commissions {
+				list = append(list, c.Amount.String())
+			}
+			apiAmounts[id] = list
+		}
+		if fmt.Sprint(apiAmounts[p1]) != "[1000.36 1000.36 0.10 0.20 1000.05 0.01]" ||
+			fmt.Sprint(apiAmounts[p2]) != "[3333333.40 3333333.33 3333333.33]" {
+			t.Fatalf("API amounts: %v", apiAmounts)
+		}
+
+		t.Run("csv", func(t *testing.T) {
+			status, h, b := a.getRaw(t, "/v1/payouts/export?direction=asc", a.read)
+			if status != 200 || h.Get("Content-Type") != "text/csv; charset=utf-8" ||
+				h.Get("Content-Disposition") != `attachment; filename="payouts-2026-11-01.csv"` {
+				t.Fatalf("%d %v %s", status, h, b)
+			}
+			rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+			if err != nil || len(rows) != 4 || strings.Join(rows[0], ",") != strings.Join(api.PayoutExportColumns, ",") {
+				t.Fatalf("csv: %v %q", err, b)
+			}
+			col := map[string]int{}
+			for i, c := range rows[0] {
+				col[c] = i
+			}
+			for i, id := range []int64{p1, p2, p3} {
+				row := rows[i+1]
+				if row[col["id"]] != strconv.FormatInt(id, 10) || row[col["amount"]] != apiAmounts[id][0] {
+					t.Errorf("row %v: amount %s, API %s", row, row[col["amount"]], apiAmounts[id][0])
+				}
+			}
+			if r := rows[3]; r[col["external_reference"]] != "'=HYPERLINK(1)" || r[col["status"]] != "completed" ||
+				r[col["currency"]] != "EUR" || r[col["completed_at"]] != "2026-11-01T12:00:00.000000Z" ||
+				r[col["affiliate_email"]] != "bobbaker@example.com" {
+				t.Errorf("p3 row: %v", r)
+			}
+			// The list's filters apply.
+			_, _, b = a.getRaw(t, "/v1/payouts/export?status=completed", a.read)
+			if rows, _ := csv.NewReader(bytes.NewReader(b)).ReadAll(); len(rows) != 2 {
+				t.Errorf("status filter: %q", b)
+			}
+			e.do("GET", fmt.Sprintf("/v1/payouts/export?affiliate_id=%d", a.otherAff), a.read, nil).expectError(t, 422, "VALIDATION_ERROR", "")
+			e.do("GET", "/v1/payouts/export?format=xls", a.read, nil).expectError(t, 422, "VALIDATION_ERROR", "")
+			_, _, b = a.getRaw(t, "/v1/payouts/export", a.otherTok)
+			if rows, _ := csv.NewReader(bytes.NewReader(b)).ReadAll(); len(rows) != 1 {
+				t.Errorf("the other workspace exports %q", b)
+			}
+		})
+
+		t.Run("paypal", func(t *testing.T) {
+			status, h, b := a.getRaw(t, "/v1/payouts/export?format=paypal&currency=usd&direction=asc", a.read)
+			if status != 200 || h.Get("Content-Disposition") != `attachment; filename="paypal-payouts-USD-2026-11-01.csv"` {
+				t.Fatalf("%d %v %s", status, h, b)
+			}
+			rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+			if err != nil || len(rows) != 2 {
+				t.Fatalf("paypal: %v %q", err, b)
+			}
+			for i, id := range []int64{p1, p2} {
+				want := []string{map[int64]string{p1: "aliceable@example.com", p2: "bobbaker@example.com"}[id],
+					apiAmounts[id][0], "USD", fmt.Sprintf("payout-%d", id), fmt.Sprintf("Acme %s affiliate payout %d", e.engine, id)}
+				if strings.Join(rows[i], "|") != strings.Join(want, "|") {
+					t.Errorf("row %d: %q, want %q", i, rows[i], want)
+				}
+			}
+			// Only pending payouts unless processing is asked for; the EUR one is completed anyway.
+			_, _, b = a.getRaw(t, "/v1/payouts/export?format=paypal&currency=EUR", a.read)
+			if len(b) != 0 {
+				t.Errorf("completed payouts in a PayPal file: %q", b)
+			}
+			for _, q := range []string{"format=paypal", "format=paypal&currency=USD&status=completed",
+				"format=paypal&currency=USD&status=failed", "format=paypal&currency=ABC"} {
+				e.do("GET", "/v1/payouts/export?"+q, a.read, nil).expectError(t, 422, "VALIDATION_ERROR", "")
+			}
+		})
+
+		t.Run("statement", func(t *testing.T) {
+			for _, id := range []int64{p1, p2, p3} {
+				status, h, b := a.getRaw(t, fmt.Sprintf("/v1/payouts/%d/statement", id), a.read)
+				if status != 200 || h.Get("Content-Type") != "application/pdf" ||
+					h.Get("Content-Disposition") != fmt.Sprintf(`attachment; filename="payout-%d-statement.pdf"`, id) {
+					t.Fatalf("%d %v", status, h)
+				}
+				texts := pdfTexts(t, b)
+				joined := strings.Join(texts, "\n")
+				for _, amt := range apiAmounts[id] {
+					if !slices.Contains(texts, amt) {
+						t.Errorf("payout %d: amount %s not in the statement:\n%s", id, amt, joined)
+					}
+				}
+				if !strings.Contains(joined, "Payout statement") || !strings.Contains(joined, fmt.Sprintf("Acme %s", e.engine)) {
+					t.Errorf("payout %d statement:\n%s", id, joined)
+				}
+			}
+			// p1 lists every order; p2 shows the bonus it pays on top.
+			_, _, b := a.getRaw(t, fmt.Sprintf("/v1/payouts/%d/statement", p1), a.read)
+			texts := pdfTexts(t, b)
+			for _, want := range []string{"PO-1", "PO-2", "PO-3", "PO-4", "2026-10-01", "Total USD", "Alice Able <aliceable@example.com> (id " + strconv.FormatInt(a.alice, 10) + ")"} {
+				if !slices.Contains(texts, want) {
+					t.Errorf("%q not in statement: %q", want, texts)
+				}
+			}
+			_, _, b = a.getRaw(t, fmt.Sprintf("/v1/payouts/%d/statement", p2), a.read)
+			if texts := pdfTexts(t, b); !slices.Contains(texts, "0.07") {
+				t.Errorf("the bonus is not on the statement: %q", texts)
+			}
+			e.do("GET", fmt.Sprintf("/v1/payouts/%d/statement", p1), a.otherTok, nil).expectError(t, 404, "NOT_FOUND", "")
+			e.do("GET", "/v1/payouts/999999/statement", a.read, nil).expectError(t, 404, "NOT_FOUND", "")
 		})
 	})
 }

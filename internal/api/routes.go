@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -528,4 +529,44 @@ func (s *Server) routesPayouts() {
 		Description: "Appends an adjustment entry to the ledger (a debit may take the balance below zero; later payouts net it " +
 			"off). Audit entry ledger.adjust and event balance.adjusted. Answers 201 with the ledger entry.",
 		Errors: notFound}, write, s.handleAdjustmentCreate)
+
+	filters := "Filters: status, affiliate_id (one of this workspace's affiliates, else 422), currency, search (affiliate " +
+		"name or e-mail, external reference), from/to (YYYY-MM-DD, UTC, inclusive, on created_at; to ≥ from)."
+	register(s, huma.Operation{OperationID: "listPayouts", Method: http.MethodGet, Path: "/v1/payouts", Tags: tags,
+		Summary: "List payouts", Description: "Cursor-paginated by created_at then id (page is honoured for compatibility). " +
+			filters + " Items carry their affiliate; the commissions are only on the detail."},
+		read, s.handlePayoutList)
+	register(s, huma.Operation{OperationID: "getPayoutStats", Method: http.MethodGet, Path: "/v1/payouts/stats", Tags: tags,
+		Summary: "Payout statistics",
+		Description: "The dashboard's figures: per currency, pending_amount (payouts pending or processing) and " +
+			"completed_this_month (completed in the current calendar month of the workspace's time zone); pending_count, " +
+			"the number of affiliates with a payout pending or processing; pending_requests, the payout requests awaiting " +
+			"a decision."}, read, s.handlePayoutStats)
+	register(s, huma.Operation{OperationID: "exportPayouts", Method: http.MethodGet, Path: "/v1/payouts/export", Tags: tags,
+		Summary: "Export payouts as CSV",
+		Description: "Every payout the filters select, as text/csv (attachment), streamed, newest first unless direction=asc. " +
+			filters + " format=csv (default): a header row, then the columns " + strings.Join(PayoutExportColumns, ", ") +
+			". format=paypal: PayPal's mass-payment file without a header row, one payout a line: recipient e-mail (the " +
+			"affiliate's), amount, currency, unique id (payout-<id>), note. It needs currency (a PayPal file holds one " +
+			"currency) and lists pending payouts unless status=processing is given; completed or failed is 422. Amounts " +
+			"carry the currency's exact decimals, exactly as the API renders them. Free-text cells starting with =, +, -, @ " +
+			"get a leading apostrophe (CSV injection). Throttled at 30 requests per minute per API key.",
+		Middlewares: huma.Middlewares{s.limitExport},
+		Responses: map[string]*huma.Response{"200": {Description: "CSV, streamed.",
+			Headers: map[string]*huma.Param{"Content-Disposition": {Description: `attachment; filename="payouts-YYYY-MM-DD.csv"`,
+				Schema: &huma.Schema{Type: "string"}}},
+			Content: map[string]*huma.MediaType{"text/csv": {Schema: &huma.Schema{Type: "string"}}}}}},
+		read, s.handlePayoutExport)
+	register(s, huma.Operation{OperationID: "getPayout", Method: http.MethodGet, Path: "/v1/payouts/{id}", Tags: tags,
+		Summary: "Get a payout with the commissions it settles", Errors: notFound}, read, s.handlePayoutGet)
+	register(s, huma.Operation{OperationID: "getPayoutStatement", Method: http.MethodGet, Path: "/v1/payouts/{id}/statement", Tags: tags,
+		Summary: "A payout's statement as PDF",
+		Description: "application/pdf (attachment): the affiliate, the payout, each commission it settles (order date, order " +
+			"id, commission id, status, amount) and the total, with the amounts of GET /v1/payouts/{id} to the cent.",
+		Errors: notFound,
+		Responses: map[string]*huma.Response{"200": {Description: "The statement.",
+			Headers: map[string]*huma.Param{"Content-Disposition": {Description: `attachment; filename="payout-<id>-statement.pdf"`,
+				Schema: &huma.Schema{Type: "string"}}},
+			Content: map[string]*huma.MediaType{"application/pdf": {Schema: &huma.Schema{Type: "string", Format: "binary"}}}}}},
+		read, s.handlePayoutStatement)
 }
