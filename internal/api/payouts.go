@@ -426,3 +426,129 @@ func paypalRow(row []string, p *heldsway.Payout, workspace string) {
 	copy(row, []string{csvText(email), money.Format(p.Amount, cur), cur.Code, "payout-" + strconv.FormatInt(p.ID, 10),
 		csvText(fmt.Sprintf("%s affiliate payout %d", workspace, p.ID))})
 }
+
+// payoutAnswer is a state change's payout with its affiliate, as the reads
+// show it.
+func (s *Server) payoutAnswer(ctx context.Context, msg string, p *heldsway.Payout, err error) (*Out[payoutView], error) {
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Store.AttachPayoutAffiliates(ctx, principal(ctx).Workspace.ID, p); err != nil {
+		return nil, err
+	}
+	return ok(msg, viewPayout(p)), nil
+}
+
+func (s *Server) handlePayoutProcessing(ctx context.Context, in *payoutIDInput) (*Out[payoutView], error) {
+	p, err := s.Store.MarkPayoutProcessing(ctx, principal(ctx).Workspace.ID, in.ID)
+	return s.payoutAnswer(ctx, "Payout marked processing.", p, err)
+}
+
+type payoutCompleteInput struct {
+	ID   int64 `path:"id" minimum:"1" doc:"Payout id."`
+	Body *struct {
+		ExternalReference string `json:"external_reference,omitempty" maxLength:"255" doc:"The payment's reference at the provider (e.g. a PayPal transaction id); kept on the payout."`
+	} `required:"false"`
+}
+
+func (s *Server) handlePayoutComplete(ctx context.Context, in *payoutCompleteInput) (*Out[payoutView], error) {
+	var ref string
+	if in.Body != nil {
+		ref = in.Body.ExternalReference
+	}
+	p, err := s.Store.CompletePayout(ctx, principal(ctx).Workspace.ID, in.ID, ref)
+	return s.payoutAnswer(ctx, "Payout completed.", p, err)
+}
+
+type payoutFailInput struct {
+	ID   int64 `path:"id" minimum:"1" doc:"Payout id."`
+	Body *struct {
+		Reason string `json:"reason,omitempty" maxLength:"1000" doc:"Why it failed; kept as failure_reason and in the ledger's payout_returned entry."`
+	} `required:"false"`
+}
+
+func (s *Server) handlePayoutFail(ctx context.Context, in *payoutFailInput) (*Out[payoutView], error) {
+	var reason string
+	if in.Body != nil {
+		reason = in.Body.Reason
+	}
+	p, err := s.Store.FailPayout(ctx, principal(ctx).Workspace.ID, in.ID, reason)
+	return s.payoutAnswer(ctx, "Payout failed; its amount is back in the affiliate's balance.", p, err)
+}
+
+type payoutBulkInput struct {
+	Body struct {
+		IDs []int64 `json:"ids" minItems:"1" maxItems:"100" nullable:"false" doc:"1 to 100 distinct payout ids."`
+	}
+}
+
+type payoutBulkCompleteInput struct {
+	Body struct {
+		IDs               []int64 `json:"ids" minItems:"1" maxItems:"100" nullable:"false" doc:"1 to 100 distinct payout ids."`
+		ExternalReference string  `json:"external_reference,omitempty" maxLength:"255" doc:"Kept on every payout completed, e.g. the provider's batch id."`
+	}
+}
+
+type payoutBulkResultView struct {
+	ID      int64          `json:"id"`
+	Success bool           `json:"success"`
+	Payout  *payoutView    `json:"payout,omitempty" doc:"The payout after the action; present on success."`
+	Error   *bulkErrorView `json:"error,omitempty" doc:"Why this id failed: NOT_FOUND (unknown or another workspace's) or INVALID_STATUS_TRANSITION."`
+}
+
+type payoutBulkOut struct {
+	Items     []payoutBulkResultView `json:"items" doc:"One result per id, in request order."`
+	Succeeded int                    `json:"succeeded"`
+	Failed    int                    `json:"failed"`
+}
+
+// checkBulkIDs refuses ids below 1 and duplicates, naming each by position.
+func checkBulkIDs(ids []int64) error {
+	fe := heldsway.FieldErrors{}
+	seen := make(map[int64]bool, len(ids))
+	for i, id := range ids {
+		field := fmt.Sprintf("ids.%d", i)
+		if id < 1 {
+			fe.Add(field, fmt.Sprintf("The %s field must be at least 1.", field))
+		} else if seen[id] {
+			fe.Add(field, fmt.Sprintf("The %s field has a duplicate value (%d).", field, id))
+		}
+		seen[id] = true
+	}
+	return fe.Err()
+}
+
+func (s *Server) payoutBulk(ctx context.Context, ids []int64, action, ref, msg string) (*Out[payoutBulkOut], error) {
+	if err := checkBulkIDs(ids); err != nil {
+		return nil, err
+	}
+	res, err := s.Store.BulkPayoutTransition(ctx, principal(ctx).Workspace.ID, ids, action, ref)
+	if err != nil {
+		return nil, err
+	}
+	out := payoutBulkOut{Items: make([]payoutBulkResultView, 0, len(res))}
+	for _, r := range res {
+		v := payoutBulkResultView{ID: r.ID, Success: r.Err == nil}
+		if r.Err != nil {
+			if heldsway.ErrorCode(r.Err) == heldsway.EINTERNAL {
+				s.Logger.Error("bulk payout", "request_id", requestID(ctx), "payout", r.ID, "err", r.Err)
+			}
+			v.Error = &bulkErrorView{Code: heldsway.ErrorCode(r.Err), Message: heldsway.ErrorMessage(r.Err)}
+			out.Failed++
+		} else {
+			pv := viewPayout(r.Payout)
+			v.Payout = &pv
+			out.Succeeded++
+		}
+		out.Items = append(out.Items, v)
+	}
+	return ok(msg, out), nil
+}
+
+func (s *Server) handlePayoutBulkProcessing(ctx context.Context, in *payoutBulkInput) (*Out[payoutBulkOut], error) {
+	return s.payoutBulk(ctx, in.Body.IDs, heldsway.PayoutActionProcessing, "", "Bulk processing done.")
+}
+
+func (s *Server) handlePayoutBulkComplete(ctx context.Context, in *payoutBulkCompleteInput) (*Out[payoutBulkOut], error) {
+	return s.payoutBulk(ctx, in.Body.IDs, heldsway.PayoutActionComplete, in.Body.ExternalReference, "Bulk completion done.")
+}

@@ -643,3 +643,179 @@ func TestPayoutExportAndStatement(t *testing.T) {
 		})
 	})
 }
+
+func TestPayoutTransitions(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		a := paySetupAPI(t, e)
+		_, c1 := a.approved(t, a.alice, 2500)
+		p1 := a.payout(t, a.alice, "USD", 2500)
+		a.approved(t, a.alice, 1000)
+		p2 := a.payout(t, a.alice, "USD", 1000)
+		a.approved(t, a.bob, 700)
+		p3 := a.payout(t, a.bob, "USD", 700)
+		// A payout of the other workspace.
+		otherPayout := func() int64 {
+			t.Helper()
+			if _, err := e.store.CreateAdjustment(context.Background(), a.other.ID, a.otherAff,
+				heldsway.AdjustmentInput{Amount: 500, Currency: "USD", Reason: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			var rid int64
+			if err := e.store.DB().QueryRow(`INSERT INTO payout_requests (workspace_id, affiliate_id, currency, amount, status,
+				created_at, updated_at) VALUES ($1, $2, 'USD', 500, 'pending', 0, 0) RETURNING id`, a.other.ID, a.otherAff).Scan(&rid); err != nil {
+				t.Fatal(err)
+			}
+			p, err := e.store.CreatePayoutForRequest(context.Background(), a.other.ID, rid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p.ID
+		}()
+
+		t.Run("processing then complete", func(t *testing.T) {
+			r := e.do("POST", fmt.Sprintf("/v1/payouts/%d/processing", p1), a.write, nil)
+			if r.status != 200 || r.data()["status"] != "processing" || r.data()["processing_at"] == nil ||
+				r.data()["affiliate"].(map[string]any)["name"] != "Alice Able" {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			r = e.do("POST", fmt.Sprintf("/v1/payouts/%d/processing", p1), a.write, nil)
+			r.expectError(t, 409, "INVALID_STATUS_TRANSITION", "")
+			if d := r.body["error"].(map[string]any)["details"].(map[string]any); d["from"] != "processing" || d["to"] != "processing" {
+				t.Fatalf("details: %s", r.raw)
+			}
+			r = e.do("POST", fmt.Sprintf("/v1/payouts/%d/complete", p1), a.write, map[string]any{"external_reference": "PP-7781"})
+			if r.status != 200 || r.data()["status"] != "completed" || r.data()["external_reference"] != "PP-7781" || r.data()["completed_at"] == nil {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			d := e.do("GET", fmt.Sprintf("/v1/payouts/%d", p1), a.read, nil).data()
+			if it := d["commissions"].([]any)[0].(map[string]any); ordNum(it["commission_id"]) != c1 || it["status"] != "paid" {
+				t.Fatalf("commission after complete: %v", it)
+			}
+			for _, action := range []string{"complete", "fail", "processing"} {
+				e.do("POST", fmt.Sprintf("/v1/payouts/%d/%s", p1, action), a.write, nil).expectError(t, 409, "INVALID_STATUS_TRANSITION", "")
+			}
+		})
+
+		t.Run("fail returns the amount", func(t *testing.T) {
+			before := a.balanceOf(t, a.alice, "USD")
+			r := e.do("POST", fmt.Sprintf("/v1/payouts/%d/fail", p2), a.write, map[string]any{"reason": "PayPal account closed"})
+			if r.status != 200 || r.data()["status"] != "failed" || r.data()["failure_reason"] != "PayPal account closed" {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			after := a.balanceOf(t, a.alice, "USD")
+			if before["in_flight"] != "10.00" || after["in_flight"] != "0.00" || after["available"] != "10.00" || after["paid"] != "25.00" {
+				t.Fatalf("balance before %v after %v", before, after)
+			}
+			l := ordItems(e.do("GET", fmt.Sprintf("/v1/affiliates/%d/ledger", a.alice), a.read, nil))
+			if l[0]["kind"] != "payout_returned" || ordNum(l[0]["payout_id"]) != p2 || l[0]["reason"] != "PayPal account closed" {
+				t.Fatalf("ledger: %v", l[0])
+			}
+			e.do("POST", fmt.Sprintf("/v1/payouts/%d/complete", p2), a.write, nil).expectError(t, 409, "INVALID_STATUS_TRANSITION", "")
+			var types string
+			if err := e.store.DB().QueryRow(`SELECT COUNT(*) FROM events WHERE workspace_id = $1 AND type IN ('payout.sent', 'payout.failed')`,
+				e.ws.ID).Scan(&types); err != nil || types != "2" {
+				t.Fatalf("events: %s %v", types, err)
+			}
+		})
+
+		t.Run("validation writes nothing", func(t *testing.T) {
+			before := a.writes(t)
+			for _, tc := range []struct {
+				action string
+				body   any
+				field  string
+			}{
+				{"complete", map[string]any{"external_reference": strings.Repeat("x", 256)}, "external_reference"},
+				{"complete", map[string]any{"external_reference": 5}, "external_reference"},
+				{"fail", map[string]any{"reason": strings.Repeat("x", 1001)}, "reason"},
+				{"fail", map[string]any{"why": "x"}, "why"},
+			} {
+				r := e.do("POST", fmt.Sprintf("/v1/payouts/%d/%s", p3, tc.action), a.write, tc.body)
+				r.expectError(t, 422, "VALIDATION_ERROR", "")
+				if len(r.details(tc.field)) == 0 && len(r.details("body")) == 0 {
+					t.Errorf("%s %v: no detail on %s: %s", tc.action, tc.body, tc.field, r.raw)
+				}
+			}
+			if a.writes(t) != before {
+				t.Fatal("a refused transition wrote something")
+			}
+		})
+
+		t.Run("other workspace", func(t *testing.T) {
+			before := a.writes(t)
+			for _, action := range []string{"processing", "complete", "fail"} {
+				e.do("POST", fmt.Sprintf("/v1/payouts/%d/%s", p3, action), a.otherTok, nil).expectError(t, 404, "NOT_FOUND", "")
+				e.do("POST", fmt.Sprintf("/v1/payouts/%d/%s", otherPayout, action), a.write, nil).expectError(t, 404, "NOT_FOUND", "")
+			}
+			if a.writes(t) != before {
+				t.Fatal("another workspace changed a payout")
+			}
+		})
+
+		t.Run("scopes", func(t *testing.T) {
+			for _, action := range []string{"processing", "complete", "fail"} {
+				e.do("POST", fmt.Sprintf("/v1/payouts/%d/%s", p3, action), a.read, nil).expectError(t, 403, "FORBIDDEN", "")
+			}
+			for _, p := range []string{"/v1/payouts/bulk-processing", "/v1/payouts/bulk-complete"} {
+				e.do("POST", p, a.read, map[string]any{"ids": []int64{p3}}).expectError(t, 403, "FORBIDDEN", "")
+			}
+		})
+
+		t.Run("bulk", func(t *testing.T) {
+			a.approved(t, a.bob, 300)
+			p4 := a.payout(t, a.bob, "USD", 300)
+			r := e.do("POST", "/v1/payouts/bulk-processing", a.write, map[string]any{"ids": []int64{p3, p1, 999999, otherPayout, p4}})
+			if r.status != 200 || ordNum(r.data()["succeeded"]) != 2 || ordNum(r.data()["failed"]) != 3 {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			items := ordItems(r)
+			want := []string{"processing", "INVALID_STATUS_TRANSITION", "NOT_FOUND", "NOT_FOUND", "processing"}
+			for i, it := range items {
+				got := ""
+				if it["success"] == true {
+					got = it["payout"].(map[string]any)["status"].(string)
+					if it["payout"].(map[string]any)["affiliate"] == nil {
+						t.Errorf("bulk payout without affiliate: %v", it)
+					}
+				} else {
+					got = it["error"].(map[string]any)["code"].(string)
+				}
+				if got != want[i] {
+					t.Errorf("item %d: %s, want %s (%v)", i, got, want[i], it)
+				}
+			}
+			r = e.do("POST", "/v1/payouts/bulk-complete", a.write, map[string]any{"ids": []int64{p4, p3}, "external_reference": "BATCH-1"})
+			if r.status != 200 || ordNum(r.data()["succeeded"]) != 2 {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			for _, it := range ordItems(r) {
+				if p := it["payout"].(map[string]any); p["status"] != "completed" || p["external_reference"] != "BATCH-1" {
+					t.Errorf("bulk complete: %v", p)
+				}
+			}
+			if b := a.balanceOf(t, a.bob, "USD"); b["paid"] != "10.00" || b["in_flight"] != "0.00" {
+				t.Fatalf("bob: %v", b)
+			}
+
+			before := a.writes(t)
+			hundredOne := make([]int64, 101)
+			for i := range hundredOne {
+				hundredOne[i] = int64(i + 1)
+			}
+			for _, body := range []any{map[string]any{"ids": []int64{}}, map[string]any{"ids": hundredOne},
+				map[string]any{"ids": []int64{p3, p3}}, map[string]any{"ids": []int64{0}}, map[string]any{},
+				map[string]any{"ids": nil}, map[string]any{"ids": []int64{p3}, "external_reference": "x"}} {
+				e.do("POST", "/v1/payouts/bulk-processing", a.write, body).expectError(t, 422, "VALIDATION_ERROR", "")
+			}
+			r = e.do("POST", "/v1/payouts/bulk-complete", a.write, map[string]any{"ids": []int64{p3, p3}})
+			r.expectError(t, 422, "VALIDATION_ERROR", "")
+			if len(r.details("ids.1")) == 0 {
+				t.Fatalf("duplicate not named: %s", r.raw)
+			}
+			if a.writes(t) != before {
+				t.Fatal("a refused bulk action wrote something")
+			}
+		})
+	})
+}

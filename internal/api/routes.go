@@ -569,4 +569,29 @@ func (s *Server) routesPayouts() {
 				Schema: &huma.Schema{Type: "string"}}},
 			Content: map[string]*huma.MediaType{"application/pdf": {Schema: &huma.Schema{Type: "string", Format: "binary"}}}}}},
 		read, s.handlePayoutStatement)
+
+	machine := " Follows the status machine (pending → processing; pending or processing → completed or failed); any other " +
+		"transition is 409 INVALID_STATUS_TRANSITION naming both statuses (also for the loser of two concurrent changes)."
+	conflict := []int{http.StatusNotFound, http.StatusConflict}
+	register(s, huma.Operation{OperationID: "markPayoutProcessing", Method: http.MethodPost, Path: "/v1/payouts/{id}/processing", Tags: tags,
+		Summary: "Mark a pending payout processing (sets processing_at)", Description: "Audit entry payout.processing." + machine,
+		Errors: conflict}, write, s.handlePayoutProcessing)
+	register(s, huma.Operation{OperationID: "completePayout", Method: http.MethodPost, Path: "/v1/payouts/{id}/complete", Tags: tags,
+		Summary: "Complete a pending or processing payout",
+		Description: `Optional body {"external_reference"} (≤ 255 characters). Sets completed_at and marks the commissions ` +
+			"it settles paid; the amount moves from in_flight to paid. Event payout.sent." + machine,
+		Errors: conflict}, write, s.handlePayoutComplete)
+	register(s, huma.Operation{OperationID: "failPayout", Method: http.MethodPost, Path: "/v1/payouts/{id}/fail", Tags: tags,
+		Summary: "Fail a pending or processing payout",
+		Description: `Optional body {"reason"} (≤ 1000 characters). Sets failed_at, returns the amount to the affiliate's ` +
+			"available balance (ledger payout_returned) and releases its commissions for a later payout. Event payout.failed." + machine,
+		Errors: conflict}, write, s.handlePayoutFail)
+	bulk := `Body {"ids": [1–100 distinct payout ids]}. Each id changes in its own transaction, so one failure does not undo ` +
+		"the others; the answer is 200 with one result per id: {id, success: true, payout} or {id, success: false, error " +
+		"{code, message}} (NOT_FOUND, INVALID_STATUS_TRANSITION)."
+	register(s, huma.Operation{OperationID: "bulkMarkPayoutsProcessing", Method: http.MethodPost, Path: "/v1/payouts/bulk-processing", Tags: tags,
+		Summary: "Mark many payouts processing", Description: bulk}, write, s.handlePayoutBulkProcessing)
+	register(s, huma.Operation{OperationID: "bulkCompletePayouts", Method: http.MethodPost, Path: "/v1/payouts/bulk-complete", Tags: tags,
+		Summary: "Complete many payouts", Description: bulk + ` An optional "external_reference" is kept on every payout completed.`},
+		write, s.handlePayoutBulkComplete)
 }

@@ -317,3 +317,42 @@ func (s *Store) payoutStats(ctx context.Context, wsID int64) (*heldsway.PayoutSt
 	}
 	return st, nil
 }
+
+// MaxPayoutBulk bounds the ids of one bulk payout action.
+const MaxPayoutBulk = 100
+
+// BulkPayoutTransition applies action (heldsway.PayoutActionProcessing or
+// PayoutActionComplete, with ref as the external reference) to each id on its
+// own, each in its own transaction, so one failure (an unknown id, a payout
+// in a status that does not allow it) does not undo the others. Results are
+// in the order of ids; the payouts carry their affiliates. Errors: EVALIDATION
+// for an unknown action or more than MaxPayoutBulk ids.
+func (s *Store) BulkPayoutTransition(ctx context.Context, wsID int64, ids []int64, action, ref string) ([]heldsway.PayoutBulkResult, error) {
+	if len(ids) > MaxPayoutBulk {
+		return nil, heldsway.Invalid("ids", fmt.Sprintf("The ids field must not have more than %d items.", MaxPayoutBulk))
+	}
+	out := make([]heldsway.PayoutBulkResult, 0, len(ids))
+	var done []*heldsway.Payout
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		r := heldsway.PayoutBulkResult{ID: id}
+		switch action {
+		case heldsway.PayoutActionProcessing:
+			r.Payout, r.Err = s.MarkPayoutProcessing(ctx, wsID, id)
+		case heldsway.PayoutActionComplete:
+			r.Payout, r.Err = s.CompletePayout(ctx, wsID, id, ref)
+		default:
+			return nil, heldsway.Invalid("action", "The selected action is invalid.")
+		}
+		if r.Err == nil {
+			done = append(done, r.Payout)
+		}
+		out = append(out, r)
+	}
+	if err := s.AttachPayoutAffiliates(ctx, wsID, done...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
