@@ -552,3 +552,96 @@ func (s *Server) handlePayoutBulkProcessing(ctx context.Context, in *payoutBulkI
 func (s *Server) handlePayoutBulkComplete(ctx context.Context, in *payoutBulkCompleteInput) (*Out[payoutBulkOut], error) {
 	return s.payoutBulk(ctx, in.Body.IDs, heldsway.PayoutActionComplete, in.Body.ExternalReference, "Bulk completion done.")
 }
+
+// payoutRequestView is an affiliate's request for an early payout.
+type payoutRequestView struct {
+	ID          int64                `json:"id"`
+	AffiliateID int64                `json:"affiliate_id"`
+	Affiliate   *payoutAffiliateView `json:"affiliate"`
+	Currency    string               `json:"currency" example:"USD"`
+	Amount      Amount               `json:"amount"`
+	Status      string               `json:"status" enum:"pending,approved,rejected" doc:"pending until approved (which creates the payout) or rejected."`
+	PayoutID    *int64               `json:"payout_id" nullable:"true" doc:"The payout its approval created."`
+	Note        *string              `json:"note" nullable:"true" doc:"The affiliate's note."`
+	Reason      *string              `json:"reason" nullable:"true" doc:"Why it was rejected."`
+	CreatedAt   Timestamp            `json:"created_at" doc:"When it was requested."`
+	DecidedAt   *Timestamp           `json:"decided_at" nullable:"true" doc:"When it was approved or rejected."`
+	UpdatedAt   Timestamp            `json:"updated_at"`
+}
+
+func viewPayoutRequest(r *heldsway.PayoutRequest) payoutRequestView {
+	return payoutRequestView{ID: r.ID, AffiliateID: r.AffiliateID, Affiliate: viewPayoutAffiliate(r.Affiliate),
+		Currency: r.Currency, Amount: Amount{Minor: r.Amount, Currency: orderCurrency(r.Currency)}, Status: r.Status,
+		PayoutID: r.PayoutID, Note: strOrNil(r.Note), Reason: strOrNil(r.Reason), CreatedAt: Timestamp(r.CreatedAt),
+		DecidedAt: tsPtr(r.DecidedAt), UpdatedAt: Timestamp(r.UpdatedAt)}
+}
+
+type payoutRequestCreateInput struct {
+	ID   int64 `path:"id" minimum:"1" doc:"Affiliate id."`
+	Body struct {
+		Amount   Decimal `json:"amount" exclusiveMinimum:"0" doc:"Amount requested, in the currency's units with at most its decimals; > 0 and at most the available balance less the affiliate's pending requests in the currency."`
+		Currency string  `json:"currency" minLength:"3" maxLength:"3" doc:"ISO 4217 code." example:"USD"`
+		Note     string  `json:"note,omitempty" maxLength:"1000" doc:"The affiliate's note to the business."`
+	}
+}
+
+func (s *Server) handlePayoutRequestCreate(ctx context.Context, in *payoutRequestCreateInput) (*Out[payoutRequestView], error) {
+	m, cur, err := moneyIn(in.Body.Amount, in.Body.Currency)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.Store.CreatePayoutRequest(ctx, principal(ctx).Workspace.ID, in.ID,
+		heldsway.PayoutRequestInput{Amount: m, Currency: cur.Code, Note: in.Body.Note})
+	if err != nil {
+		return nil, err
+	}
+	return ok("Payout request created.", viewPayoutRequest(r)), nil
+}
+
+type payoutRequestListInput struct {
+	ListParams
+	Status      string `query:"status" enum:"pending,approved,rejected" doc:"Only requests with this status."`
+	AffiliateID int64  `query:"affiliate_id" minimum:"1" doc:"Only this affiliate's requests; must be one of this workspace's affiliates (422 otherwise)."`
+	Sort        string `query:"sort" enum:"created_at" default:"created_at" doc:"Sort field; ties are broken by id."`
+}
+
+func (s *Server) handlePayoutRequestList(ctx context.Context, in *payoutRequestListInput) (*Out[Page[payoutRequestView]], error) {
+	o, err := in.options(in.Sort)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.Store.ListPayoutRequests(ctx, principal(ctx).Workspace.ID,
+		heldsway.PayoutRequestFilter{Status: in.Status, AffiliateID: in.AffiliateID}, o)
+	if err != nil {
+		return nil, err
+	}
+	return ok("OK", pageOut(res, in.ListParams, o, viewPayoutRequest)), nil
+}
+
+type payoutRequestIDInput struct {
+	ID int64 `path:"id" minimum:"1" doc:"Payout request id."`
+}
+
+func (s *Server) handlePayoutRequestApprove(ctx context.Context, in *payoutRequestIDInput) (*Out[payoutView], error) {
+	p, err := s.Store.CreatePayoutForRequest(ctx, principal(ctx).Workspace.ID, in.ID)
+	return s.payoutAnswer(ctx, "Payout request approved; payout created.", p, err)
+}
+
+type payoutRequestRejectInput struct {
+	ID   int64 `path:"id" minimum:"1" doc:"Payout request id."`
+	Body *struct {
+		Reason string `json:"reason,omitempty" maxLength:"1000" doc:"Why; shown on the request and kept in the audit entry."`
+	} `required:"false"`
+}
+
+func (s *Server) handlePayoutRequestReject(ctx context.Context, in *payoutRequestRejectInput) (*Out[payoutRequestView], error) {
+	var reason string
+	if in.Body != nil {
+		reason = in.Body.Reason
+	}
+	r, err := s.Store.RejectPayoutRequest(ctx, principal(ctx).Workspace.ID, in.ID, reason)
+	if err != nil {
+		return nil, err
+	}
+	return ok("Payout request rejected.", viewPayoutRequest(r)), nil
+}

@@ -819,3 +819,199 @@ func TestPayoutTransitions(t *testing.T) {
 		})
 	})
 }
+
+func TestPayoutRequests(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		a := paySetupAPI(t, e)
+		a.approved(t, a.alice, 2000)
+		a.approved(t, a.alice, 3000)
+		reqPath := func(aff int64) string { return fmt.Sprintf("/v1/affiliates/%d/payout-requests", aff) }
+		body := func(amount any) map[string]any {
+			return map[string]any{"amount": amount, "currency": "USD", "note": "Rent is due"}
+		}
+
+		t.Run("disabled by the settings", func(t *testing.T) {
+			before := a.writes(t)
+			r := e.do("POST", reqPath(a.alice), a.write, body(10))
+			r.expectError(t, 409, "CONFLICT", "")
+			if !strings.Contains(r.errMessage(), "allow_early_requests") {
+				t.Fatalf("message: %s", r.raw)
+			}
+			if a.writes(t) != before {
+				t.Fatal("a refused request wrote something")
+			}
+			if r := e.do("PUT", "/v1/settings/payouts", e.token("settings:write"), map[string]any{"allow_early_requests": true}); r.status != 200 {
+				t.Fatalf("settings: %d %s", r.status, r.raw)
+			}
+		})
+
+		var r1, r2 int64
+		t.Run("create", func(t *testing.T) {
+			r := e.do("POST", reqPath(a.alice), a.write, body(30))
+			d := r.data()
+			if r.status != 201 || d["status"] != "pending" || d["note"] != "Rent is due" || !strings.Contains(r.raw, `"amount":30.00`) ||
+				d["affiliate"].(map[string]any)["name"] != "Alice Able" || d["payout_id"] != nil {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			r1 = ordNum(d["id"])
+			// 50.00 available, 30.00 already requested: 20.01 is too much.
+			before := a.writes(t)
+			r = e.do("POST", reqPath(a.alice), a.write, body(20.01))
+			r.expectError(t, 409, "CONFLICT", "")
+			det := r.body["error"].(map[string]any)["details"].(map[string]any)
+			if fmt.Sprint(det["available"]) != "50" || fmt.Sprint(det["requested"]) != "30" || fmt.Sprint(det["requestable"]) != "20" ||
+				det["currency"] != "USD" || !strings.Contains(r.raw, `"requestable":20.00`) {
+				t.Fatalf("details: %s", r.raw)
+			}
+			if a.writes(t) != before {
+				t.Fatal("a refused request wrote something")
+			}
+			r = e.do("POST", reqPath(a.alice), a.write, map[string]any{"amount": 20, "currency": "usd"})
+			if r.status != 201 || r.data()["note"] != nil || r.data()["currency"] != "USD" {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			r2 = ordNum(r.data()["id"])
+			// Nothing moved: the balance is what it was.
+			if b := a.balanceOf(t, a.alice, "USD"); b["available"] != "50.00" || b["in_flight"] != "0.00" {
+				t.Fatalf("balance: %v", b)
+			}
+			// No balance in EUR at all.
+			e.do("POST", reqPath(a.alice), a.write, map[string]any{"amount": 1, "currency": "EUR"}).expectError(t, 409, "CONFLICT", "")
+		})
+
+		t.Run("validation", func(t *testing.T) {
+			before := a.writes(t)
+			for _, tc := range []struct {
+				name  string
+				body  any
+				field string
+			}{
+				{"zero", body(0), "amount"},
+				{"negative", body(-5), "amount"},
+				{"three decimals", body(1.001), "amount"},
+				{"absurd", body(1e20), "amount"},
+				{"missing currency", map[string]any{"amount": 1}, "currency"},
+				{"bad currency", map[string]any{"amount": 1, "currency": "QQQ"}, "currency"},
+				{"missing amount", map[string]any{"currency": "USD"}, "amount"},
+				{"long note", map[string]any{"amount": 1, "currency": "USD", "note": strings.Repeat("n", 1001)}, "note"},
+				{"unknown field", map[string]any{"amount": 1, "currency": "USD", "iban": "x"}, "iban"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					r := e.do("POST", reqPath(a.alice), a.write, tc.body)
+					r.expectError(t, 422, "VALIDATION_ERROR", "")
+					if len(r.details(tc.field)) == 0 {
+						t.Fatalf("no detail on %s: %s", tc.field, r.raw)
+					}
+				})
+			}
+			e.do("POST", reqPath(999999), a.write, body(1)).expectError(t, 404, "NOT_FOUND", "")
+			e.do("POST", reqPath(a.alice), a.otherTok, body(1)).expectError(t, 404, "NOT_FOUND", "")
+			if a.writes(t) != before {
+				t.Fatal("a refused request wrote something")
+			}
+		})
+
+		t.Run("inactive affiliate", func(t *testing.T) {
+			a.approved(t, a.bob, 1000)
+			if _, err := e.store.TransitionAffiliate(context.Background(), e.ws.ID, a.bob, heldsway.ActionSuspend, ""); err != nil {
+				t.Fatal(err)
+			}
+			r := e.do("POST", reqPath(a.bob), a.write, body(5))
+			r.expectError(t, 409, "CONFLICT", "")
+			if !strings.Contains(r.errMessage(), "suspended") {
+				t.Fatalf("message: %s", r.raw)
+			}
+		})
+
+		t.Run("list", func(t *testing.T) {
+			r := e.do("GET", "/v1/payouts/requests", a.read, nil)
+			items := ordItems(r)
+			if r.status != 200 || len(items) != 2 || ordNum(items[0]["id"]) != r2 || ordNum(items[1]["id"]) != r1 {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			r = e.do("GET", "/v1/payouts/requests?per_page=1&direction=asc", a.read, nil)
+			next := r.data()["meta"].(map[string]any)["next_cursor"].(string)
+			r = e.do("GET", "/v1/payouts/requests?per_page=1&direction=asc&cursor="+next, a.read, nil)
+			if items := ordItems(r); len(items) != 1 || ordNum(items[0]["id"]) != r2 || r.data()["meta"].(map[string]any)["has_more"] != false {
+				t.Fatalf("second page: %s", r.raw)
+			}
+			if n := len(ordItems(e.do("GET", fmt.Sprintf("/v1/payouts/requests?affiliate_id=%d", a.bob), a.read, nil))); n != 0 {
+				t.Fatalf("bob's requests: %d", n)
+			}
+			if n := len(ordItems(e.do("GET", "/v1/payouts/requests?status=rejected", a.read, nil))); n != 0 {
+				t.Fatalf("rejected: %d", n)
+			}
+			for _, q := range []string{"status=paid", fmt.Sprintf("affiliate_id=%d", a.otherAff), "cursor=x", "affiliate_id=0"} {
+				e.do("GET", "/v1/payouts/requests?"+q, a.read, nil).expectError(t, 422, "VALIDATION_ERROR", "")
+			}
+			if n := len(ordItems(e.do("GET", "/v1/payouts/requests", a.otherTok, nil))); n != 0 {
+				t.Fatalf("the other workspace sees %d requests", n)
+			}
+		})
+
+		t.Run("approve", func(t *testing.T) {
+			e.do("POST", fmt.Sprintf("/v1/payouts/requests/%d/approve", r1), a.otherTok, nil).expectError(t, 404, "NOT_FOUND", "")
+			r := e.do("POST", fmt.Sprintf("/v1/payouts/requests/%d/approve", r1), a.write, nil)
+			d := r.data()
+			if r.status != 200 || d["status"] != "pending" || ordNum(d["request_id"]) != r1 || !strings.Contains(r.raw, `"amount":30.00`) ||
+				d["affiliate"] == nil {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			payoutID := ordNum(d["id"])
+			if b := a.balanceOf(t, a.alice, "USD"); b["available"] != "20.00" || b["in_flight"] != "30.00" {
+				t.Fatalf("balance: %v", b)
+			}
+			items := ordItems(e.do("GET", "/v1/payouts/requests?status=approved", a.read, nil))
+			if len(items) != 1 || ordNum(items[0]["payout_id"]) != payoutID || items[0]["decided_at"] == nil {
+				t.Fatalf("approved request: %v", items)
+			}
+			e.do("POST", fmt.Sprintf("/v1/payouts/requests/%d/approve", r1), a.write, nil).expectError(t, 409, "INVALID_STATUS_TRANSITION", "")
+			e.do("POST", fmt.Sprintf("/v1/payouts/requests/%d/reject", r1), a.write, nil).expectError(t, 409, "INVALID_STATUS_TRANSITION", "")
+			e.do("POST", "/v1/payouts/requests/999999/approve", a.write, nil).expectError(t, 404, "NOT_FOUND", "")
+		})
+
+		t.Run("reject", func(t *testing.T) {
+			e.do("POST", fmt.Sprintf("/v1/payouts/requests/%d/reject", r2), a.otherTok, nil).expectError(t, 404, "NOT_FOUND", "")
+			e.do("POST", fmt.Sprintf("/v1/payouts/requests/%d/reject", r2), a.write,
+				map[string]any{"reason": strings.Repeat("r", 1001)}).expectError(t, 422, "VALIDATION_ERROR", "")
+			r := e.do("POST", fmt.Sprintf("/v1/payouts/requests/%d/reject", r2), a.write, map[string]any{"reason": "Wait for the monthly run"})
+			if r.status != 200 || r.data()["status"] != "rejected" || r.data()["reason"] != "Wait for the monthly run" || r.data()["decided_at"] == nil {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			r = e.do("POST", fmt.Sprintf("/v1/payouts/requests/%d/reject", r2), a.write, nil)
+			r.expectError(t, 409, "INVALID_STATUS_TRANSITION", "")
+			if d := r.body["error"].(map[string]any)["details"].(map[string]any); d["from"] != "rejected" {
+				t.Fatalf("details: %s", r.raw)
+			}
+			e.do("POST", fmt.Sprintf("/v1/payouts/requests/%d/approve", r2), a.write, nil).expectError(t, 409, "INVALID_STATUS_TRANSITION", "")
+			// The rejected amount can be requested again.
+			if r := e.do("POST", reqPath(a.alice), a.write, body(20)); r.status != 201 {
+				t.Fatalf("request after rejection: %d %s", r.status, r.raw)
+			}
+			var created, rejected, approved int
+			if err := e.store.DB().QueryRow(`SELECT
+				SUM(CASE WHEN type = 'payout_request.created' THEN 1 ELSE 0 END),
+				SUM(CASE WHEN type = 'payout_request.rejected' THEN 1 ELSE 0 END),
+				SUM(CASE WHEN type = 'payout_request.approved' THEN 1 ELSE 0 END)
+				FROM events WHERE workspace_id = $1`, e.ws.ID).Scan(&created, &rejected, &approved); err != nil {
+				t.Fatal(err)
+			}
+			if created != 3 || rejected != 1 || approved != 1 {
+				t.Fatalf("events: %d created, %d rejected, %d approved", created, rejected, approved)
+			}
+			var reason string
+			if err := e.store.DB().QueryRow(`SELECT changes FROM audit_log WHERE workspace_id = $1 AND action = 'payout_request.reject'`,
+				e.ws.ID).Scan(&reason); err != nil || !strings.Contains(reason, "Wait for the monthly run") {
+				t.Fatalf("audit: %s %v", reason, err)
+			}
+		})
+
+		t.Run("scopes", func(t *testing.T) {
+			e.do("POST", reqPath(a.alice), a.read, body(1)).expectError(t, 403, "FORBIDDEN", "")
+			e.do("GET", "/v1/payouts/requests", a.none, nil).expectError(t, 403, "FORBIDDEN", "")
+			e.do("POST", fmt.Sprintf("/v1/payouts/requests/%d/approve", r2), a.read, nil).expectError(t, 403, "FORBIDDEN", "")
+			e.do("POST", fmt.Sprintf("/v1/payouts/requests/%d/reject", r2), a.read, nil).expectError(t, 403, "FORBIDDEN", "")
+		})
+	})
+}

@@ -594,4 +594,29 @@ func (s *Server) routesPayouts() {
 	register(s, huma.Operation{OperationID: "bulkCompletePayouts", Method: http.MethodPost, Path: "/v1/payouts/bulk-complete", Tags: tags,
 		Summary: "Complete many payouts", Description: bulk + ` An optional "external_reference" is kept on every payout completed.`},
 		write, s.handlePayoutBulkComplete)
+
+	register(s, huma.Operation{OperationID: "createPayoutRequest", Method: http.MethodPost, Path: "/v1/affiliates/{id}/payout-requests", Tags: tags,
+		Summary: "Request an early payout for an affiliate", DefaultStatus: http.StatusCreated,
+		Description: "Body {amount, currency, note?}. 404 for another workspace's affiliate; 409 CONFLICT when the payout " +
+			"settings do not allow early requests (allow_early_requests), when the affiliate is not active, or when amount " +
+			"exceeds the available balance less the affiliate's pending requests in the currency (details available, " +
+			"requested, requestable). Nothing moves until the request is approved. Event payout_request.created. " +
+			"Answers 201 with the request.",
+		Errors: conflict}, write, s.handlePayoutRequestCreate)
+	register(s, huma.Operation{OperationID: "listPayoutRequests", Method: http.MethodGet, Path: "/v1/payouts/requests", Tags: tags,
+		Summary: "List payout requests",
+		Description: "Cursor-paginated by created_at then id, newest first by default; filters status and affiliate_id " +
+			"(one of this workspace's affiliates, else 422)."}, read, s.handlePayoutRequestList)
+	register(s, huma.Operation{OperationID: "approvePayoutRequest", Method: http.MethodPost, Path: "/v1/payouts/requests/{id}/approve", Tags: tags,
+		Summary: "Approve a pending payout request; creates its payout",
+		Description: "Creates a pending payout of exactly the requested amount (ledger payout entry) settling the affiliate's " +
+			"approved commissions it fully covers, oldest first, and answers with the payout. 409 INVALID_STATUS_TRANSITION " +
+			"when the request is not pending; 409 CONFLICT when the affiliate is not active or the amount now exceeds the " +
+			"available balance. Events payout.scheduled and payout_request.approved.",
+		Errors: conflict}, write, s.handlePayoutRequestApprove)
+	register(s, huma.Operation{OperationID: "rejectPayoutRequest", Method: http.MethodPost, Path: "/v1/payouts/requests/{id}/reject", Tags: tags,
+		Summary: "Reject a pending payout request",
+		Description: `Optional body {"reason"} (≤ 1000 characters). 409 INVALID_STATUS_TRANSITION when the request is not ` +
+			"pending. Event payout_request.rejected.",
+		Errors: conflict}, write, s.handlePayoutRequestReject)
 }

@@ -94,6 +94,8 @@ type PayoutRequest struct {
 	CreatedAt   time.Time
 	DecidedAt   *time.Time
 	UpdatedAt   time.Time
+	// Affiliate is loaded by the API's reads.
+	Affiliate *PayoutAffiliate
 }
 
 // PayoutFilter selects payouts.
