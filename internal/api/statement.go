@@ -119,12 +119,13 @@ func payoutStatementPDF(po *heldsway.Payout, workspace string, now time.Time) ([
 	for _, it := range po.Items {
 		c := it.Commission
 		subtotal += it.Amount
-		ref := c.OrderRef
+		var tier string
 		if c.Tier > 1 {
-			ref += fmt.Sprintf(" (tier %d)", c.Tier)
+			tier = fmt.Sprintf(" (tier %d)", c.Tier)
 		}
+		ref := fitText(pdf, tr, c.OrderRef, cols[1]-2-pdf.GetStringWidth(tier)) + tier
 		pdf.CellFormat(cols[0], 6, day(it.OrderDate), "", 0, "L", false, 0, "")
-		pdf.CellFormat(cols[1], 6, tr(fitText(pdf, tr, ref, cols[1]-2)), "", 0, "L", false, 0, "")
+		pdf.CellFormat(cols[1], 6, tr(ref), "", 0, "L", false, 0, "")
 		pdf.CellFormat(cols[2], 6, fmt.Sprintf("%d", c.ID), "", 0, "L", false, 0, "")
 		pdf.CellFormat(cols[3], 6, c.Status, "", 0, "L", false, 0, "")
 		pdf.CellFormat(cols[4], 6, amt(it.Amount), "", 1, "R", false, 0, "")
