@@ -337,14 +337,9 @@ func (s *Store) createRunPayouts(ctx context.Context, tx *sql.Tx, wsID int64, ru
 			SELECT p.id AS pid, p.amount AS pamount, c.id, c.workspace_id, c.amount - c.reversed_amount AS net,
 				SUM(c.amount - c.reversed_amount) OVER (PARTITION BY p.id ORDER BY c.created_at, c.id) AS running
 			FROM payouts p JOIN commissions c ON c.workspace_id = p.workspace_id AND c.affiliate_id = p.affiliate_id
-				AND c.status = 'approved' AND c.currency = p.currency AND c.payout_id IS NULL
-			WHERE p.id IN (`+fresh+`)) x
+				AND c.status = 'approved' AND c.currency = p.currency
+			WHERE p.id IN (`+fresh+`) AND NOT EXISTS (SELECT 1 FROM payout_items pi WHERE pi.commission_id = c.id)) x
 		WHERE x.running <= x.pamount`, run.ID, lo, hi); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE commissions SET payout_id = pi.payout_id, updated_at = $4
-		FROM payout_items pi WHERE pi.payout_id IN (`+fresh+`) AND commissions.id = pi.commission_id`,
-		run.ID, lo, hi, ts(now)); err != nil {
 		return err
 	}
 	// Audit entries and events need the payouts' ids: read them back.
