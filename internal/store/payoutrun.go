@@ -40,26 +40,18 @@ import (
 const (
 	// runChunk is how many affiliates one transaction of a run pays (tests
 	// set Store.runChunk lower).
-	runChunk = 500
+	runChunk = 200
 	// runLease is how long a run may go without progress before another
 	// attempt takes it over.
 	runLease = 2 * time.Minute
 )
-
-// PayoutRunInput starts a run. PeriodKey names the period (scheduled runs
-// pass DuePayoutPeriod's key); empty makes a manual run of its own
-// (manual:<random>). Currency, when set, pays only balances in that currency.
-type PayoutRunInput struct {
-	PeriodKey string
-	Currency  string
-}
 
 // RunPayouts executes the payout run of a period for the workspace and returns
 // it completed. Audit payout.create and event payout.scheduled for each
 // payout, audit payout_run.complete for the run. Errors: EVALIDATION; ECONFLICT
 // when the period already ran or another process is running it (details
 // run_id, status).
-func (s *Store) RunPayouts(ctx context.Context, wsID int64, in PayoutRunInput) (*heldsway.PayoutRun, error) {
+func (s *Store) RunPayouts(ctx context.Context, wsID int64, in heldsway.PayoutRunInput) (*heldsway.PayoutRun, error) {
 	if in.PeriodKey == "" {
 		var b [12]byte
 		_, _ = rand.Read(b[:])
@@ -156,7 +148,7 @@ func runConflict(r *runRow) error {
 // claimRun inserts the run of the period, or takes over a running one whose
 // lease expired. Of two claims at once exactly one succeeds: the insert is
 // unique and the takeover is conditional on the lease it read.
-func (s *Store) claimRun(ctx context.Context, wsID int64, in PayoutRunInput) (*runRow, error) {
+func (s *Store) claimRun(ctx context.Context, wsID int64, in heldsway.PayoutRunInput) (*runRow, error) {
 	var out *runRow
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		now := s.Now()

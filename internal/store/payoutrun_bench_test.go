@@ -34,7 +34,7 @@ func BenchmarkPayoutRun(b *testing.B) {
 				runtime.GC()
 				stop := watchHeap(&heap)
 				b.StartTimer()
-				run, err := st.RunPayouts(ctx, ws, store.PayoutRunInput{PeriodKey: "monthly:2026-11"})
+				run, err := st.RunPayouts(ctx, ws, heldsway.PayoutRunInput{PeriodKey: "monthly:2026-11"})
 				b.StopTimer()
 				stop()
 				if err != nil {
@@ -94,7 +94,8 @@ func watchHeap(peak *uint64) func() {
 func seedPayoutWorkspace(b *testing.B, st *store.Store, affs, comms int) int64 {
 	b.Helper()
 	ctx := context.Background()
-	ws := &heldsway.Workspace{Name: "Payout bench " + strconv.FormatInt(time.Now().UnixNano(), 36), Plan: "standard"}
+	tag36 := strconv.FormatInt(time.Now().UnixNano(), 36)
+	ws := &heldsway.Workspace{Name: "Payout bench " + tag36, Slug: "payout-bench-" + tag36, Plan: "standard", Active: true}
 	if err := st.CreateWorkspace(ctx, ws); err != nil {
 		b.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 
 func (f *payFixture) run(key string) (*heldsway.PayoutRun, error) {
 	f.t.Helper()
-	return f.st.RunPayouts(f.ctx, f.ws.ID, store.PayoutRunInput{PeriodKey: key})
+	return f.st.RunPayouts(f.ctx, f.ws.ID, heldsway.PayoutRunInput{PeriodKey: key})
 }
 
 // runPayouts returns the affiliate, amount and status of the run's payouts, by affiliate.
@@ -152,7 +152,7 @@ func TestPayoutRunMinimumAndCurrencies(t *testing.T) {
 			t.Fatal(err)
 		}
 		// currency restricts a run to one currency.
-		run, err := st.RunPayouts(f.ctx, f.ws.ID, store.PayoutRunInput{Currency: "eur"})
+		run, err := st.RunPayouts(f.ctx, f.ws.ID, heldsway.PayoutRunInput{Currency: "eur"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +166,7 @@ func TestPayoutRunMinimumAndCurrencies(t *testing.T) {
 		if got := f.runPayouts(run.ID); len(got) != 1 || got[0] != fmt.Sprintf("%d USD 1000 pending", f.alice) || run.CarriedForward != 1 {
 			t.Fatalf("USD run %q carried %d", got, run.CarriedForward)
 		}
-		for _, bad := range []store.PayoutRunInput{{PeriodKey: " x"}, {Currency: "XYZ"}} {
+		for _, bad := range []heldsway.PayoutRunInput{{PeriodKey: " x"}, {Currency: "XYZ"}} {
 			var he *heldsway.Error
 			if _, err := st.RunPayouts(f.ctx, f.ws.ID, bad); !errors.As(err, &he) || he.Code != heldsway.EVALIDATION {
 				t.Fatalf("%+v: %v", bad, err)
@@ -199,7 +199,7 @@ func TestPayoutRunConcurrent(t *testing.T) {
 		)
 		for _, k := range keys {
 			wg.Go(func() {
-				_, err := st.RunPayouts(f.ctx, f.ws.ID, store.PayoutRunInput{PeriodKey: k})
+				_, err := st.RunPayouts(f.ctx, f.ws.ID, heldsway.PayoutRunInput{PeriodKey: k})
 				mu.Lock()
 				defer mu.Unlock()
 				var he *heldsway.Error
