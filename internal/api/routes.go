@@ -53,6 +53,7 @@ func (s *Server) routesInit() {
 	s.routesConversions()
 	s.routesOrders()
 	s.routesStorefront()
+	s.routesPayoutRuns()
 }
 
 // routesPrograms: programs. Program configuration is settings, so the scopes
