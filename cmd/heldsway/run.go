@@ -385,10 +385,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	// Background work: auth bookkeeping, queued link batches, auto-approval. It stops
-	// after the HTTP server has drained, so in-flight requests still see it.
+	// Background work: auth bookkeeping, queued link batches, auto-approval, the
+	// payout scheduler. It stops after the HTTP server has drained, so in-flight
+	// requests still see it.
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
 	go func() { defer bg.Done(); svc.Run(bgCtx, 5*time.Second) }()
 	go func() { defer bg.Done(); _ = (&worker.Runner{Batches: st, Logger: logger}).Run(bgCtx) }()
 	// Auto-approval's schedule is the persisted auto_approve_at, so it resumes
@@ -396,6 +397,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	go func() {
 		defer bg.Done()
 		_ = (&worker.AutoApprover{Orders: st, Now: st.Now, Logger: logger}).Run(bgCtx)
+	}()
+	// A period's run is claimed in the database, so every node may run the
+	// scheduler; a run cut off by shutdown is resumed once its lease expires.
+	go func() {
+		defer bg.Done()
+		_ = (&worker.PayoutScheduler{Runs: st, Now: st.Now, Logger: logger}).Run(bgCtx)
 	}()
 	bgDone := make(chan struct{})
 	go func() { bg.Wait(); close(bgDone) }()

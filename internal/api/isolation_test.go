@@ -62,7 +62,7 @@ func resourceOf(path, param string) string {
 	parts := strings.Split(strings.TrimPrefix(path, "/v1/"), "/")
 	return map[string]string{"programs": "program", "affiliates": "affiliate", "links": "link", "coupons": "coupon",
 		"api-keys": "api_key", "events": "event", "orders": "order", "conversions": "order",
-		"payouts": "payout"}[parts[0]]
+		"payouts": "payout", "payout-runs": "payout_run"}[parts[0]]
 }
 
 var isolationParam = regexp.MustCompile(`\{([a-z_]+)\}`)
@@ -88,6 +88,7 @@ func snapshotA(t *testing.T, e *env) string {
 		`SELECT COUNT(*), COALESCE(SUM(updated_at), 0) FROM payouts WHERE workspace_id = $1`,
 		`SELECT COUNT(*), COALESCE(SUM(updated_at), 0) FROM payout_requests WHERE workspace_id = $1`,
 		`SELECT COUNT(*), COALESCE(MAX(id), 0) FROM ledger_entries WHERE workspace_id = $1`,
+		`SELECT COUNT(*), COALESCE(MAX(id), 0) FROM payout_runs WHERE workspace_id = $1`,
 		`SELECT COUNT(*), COALESCE(MAX(id), 0) FROM audit_log WHERE workspace_id = $1`,
 		`SELECT COUNT(*), COALESCE(MAX(id), 0) FROM events WHERE workspace_id = $1`,
 	} {
@@ -165,6 +166,12 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		fx["payout"] = payout.ID
 		fx["payout_request"] = insertRequest()
+		var runID int64
+		if err := e.store.DB().QueryRow(`INSERT INTO payout_runs (workspace_id, period_key, status, started_at, completed_at)
+			VALUES ($1, 'manual:fixture', 'completed', $2, $2) RETURNING id`, e.ws.ID, now).Scan(&runID); err != nil {
+			t.Fatal(err)
+		}
+		fx["payout_run"] = runID
 		var eventID int64
 		if err := e.store.DB().QueryRow(`SELECT MAX(id) FROM events WHERE workspace_id = $1`, e.ws.ID).Scan(&eventID); err != nil || eventID == 0 {
 			t.Fatalf("no event in A: %v", err)

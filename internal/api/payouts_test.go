@@ -712,6 +712,10 @@ func TestPayoutTransitions(t *testing.T) {
 				t.Fatalf("ledger: %v", l[0])
 			}
 			e.do("POST", fmt.Sprintf("/v1/payouts/%d/complete", p2), a.write, nil).expectError(t, 409, "INVALID_STATUS_TRANSITION", "")
+			// A failed payout still lists what it settled until it failed.
+			if d := e.do("GET", fmt.Sprintf("/v1/payouts/%d", p2), a.read, nil).data(); len(d["commissions"].([]any)) != 1 {
+				t.Fatalf("failed payout's commissions: %v", d)
+			}
 			var types string
 			if err := e.store.DB().QueryRow(`SELECT COUNT(*) FROM events WHERE workspace_id = $1 AND type IN ('payout.sent', 'payout.failed')`,
 				e.ws.ID).Scan(&types); err != nil || types != "2" {

@@ -55,6 +55,7 @@ func (s *Server) routesInit() {
 	s.routesOrders()
 	s.routesStorefront()
 	s.routesPayouts()
+	s.routesPayoutRuns()
 }
 
 // routesPrograms: programs. Program configuration is settings, so the scopes
@@ -506,9 +507,11 @@ func (s *Server) routesStorefront() {
 // and their status machine (digest §7.3), export and statement; payout
 // requests (§7.4). Reads need payouts:read, changes payouts:write.
 func (s *Server) routesPayouts() {
-	s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Payouts",
-		Description: "Affiliate balances derived from an append-only ledger, manual adjustments, payouts (pending → processing → " +
-			"completed, or failed), their CSV export and PDF statement, and affiliates' early payout requests."})
+	if !hasTag(s.api.OpenAPI(), "Payouts") {
+		s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Payouts",
+			Description: "Affiliate balances derived from an append-only ledger, manual adjustments, payouts (pending → " +
+				"processing → completed, or failed), their runs, CSV export and PDF statement, and affiliates' early payout requests."})
+	}
 	tags := []string{"Payouts"}
 	read, write := heldsway.ScopePayoutsRead, heldsway.ScopePayoutsWrite
 	notFound := []int{http.StatusNotFound}

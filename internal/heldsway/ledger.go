@@ -80,6 +80,14 @@ type PayoutRun struct {
 	CompletedAt    *time.Time
 }
 
+// PayoutRunInput starts a run. PeriodKey names the period (scheduled runs
+// pass DuePayoutPeriod's key); empty makes a manual run of its own
+// (manual:<random>). Currency, when set, pays only balances in that currency.
+type PayoutRunInput struct {
+	PeriodKey string
+	Currency  string
+}
+
 // PayoutRunTotal is what a run created in one currency.
 type PayoutRunTotal struct {
 	Currency string

@@ -84,7 +84,8 @@ func scanOrderRow(sc scanner) (*heldsway.Order, error) {
 }
 
 const commissionCols = `c.id, c.workspace_id, c.order_id, o.order_id, c.affiliate_id, c.tier, c.currency, c.amount,
-	c.reversed_amount, c.rate, c.rule, c.base_amount, c.explanation, c.status, c.payout_id, c.created_at,
+	c.reversed_amount, c.rate, c.rule, c.base_amount, c.explanation, c.status,
+	(SELECT pi.payout_id FROM payout_items pi WHERE pi.commission_id = c.id), c.created_at,
 	c.approved_at, c.updated_at`
 
 const commissionFrom = ` FROM commissions c JOIN orders o ON o.workspace_id = c.workspace_id AND o.id = c.order_id`

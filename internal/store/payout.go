@@ -63,15 +63,19 @@ func (s *Store) findPayout(ctx context.Context, wsID, id int64, items bool) (*he
 	return p, err
 }
 
-// loadPayoutItems reads the commissions a payout settles (payout_items) with
-// the amount settled and the order's date. A commission's status and net are
-// as they are now (a reversal after payout shows in reversed_amount); the
+// loadPayoutItems reads the commissions a payout settles (payout_items; a
+// failed payout's, payout_items_released: what it settled until it failed)
+// with the amount settled and the order's date. A commission's status and net
+// are as they are now (a reversal after payout shows in reversed_amount); the
 // item's amount is what the payout paid for it.
 func loadPayoutItems(ctx context.Context, q orderQuerier, wsID, payoutID int64) ([]heldsway.PayoutItem, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+commissionCols+`, pi.amount, o.converted_at FROM payout_items pi
-		JOIN commissions c ON c.workspace_id = pi.workspace_id AND c.id = pi.commission_id
+	rows, err := q.QueryContext(ctx, `SELECT `+commissionCols+`, pi.amount, o.converted_at FROM (
+			SELECT commission_id, amount FROM payout_items WHERE workspace_id = $1 AND payout_id = $2
+			UNION ALL
+			SELECT commission_id, amount FROM payout_items_released WHERE workspace_id = $1 AND payout_id = $2) pi
+		JOIN commissions c ON c.workspace_id = $1 AND c.id = pi.commission_id
 		JOIN orders o ON o.workspace_id = c.workspace_id AND o.id = c.order_id
-		WHERE pi.workspace_id = $1 AND pi.payout_id = $2 ORDER BY o.converted_at, c.id`, wsID, payoutID)
+		ORDER BY o.converted_at, c.id`, wsID, payoutID)
 	if err != nil {
 		return nil, err
 	}

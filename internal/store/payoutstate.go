@@ -20,12 +20,12 @@ import (
 // transition leaves, so of two concurrent transitions exactly one wins and the
 // other gets INVALID_STATUS_TRANSITION naming the status the winner left.
 //
-// Commissions and payouts: a payout settles the commissions listed in
-// payout_items; while it is live (pending, processing, completed) those
-// commissions carry its id in commissions.payout_id, so a commission is in at
-// most one live payout. complete marks them paid; fail releases them
-// (payout_id NULL, still approved) for a later payout and returns the amount
-// to the balance with a payout_returned entry. payout_items keeps the history.
+// Commissions and payouts: a live payout (pending, processing, completed)
+// settles the commissions listed in payout_items, whose primary key is the
+// commission, so a commission is in at most one live payout. complete marks
+// them paid; fail moves its items to payout_items_released (the history),
+// which frees the commissions (still approved) for a later payout, and returns
+// the amount to the balance with a payout_returned entry.
 
 const payoutCols = `p.id, p.workspace_id, p.affiliate_id, p.currency, p.amount, p.status, p.method, p.run_id, p.request_id,
 	p.external_reference, p.failure_reason, p.processing_at, p.completed_at, p.failed_at, p.created_at, p.updated_at`
@@ -64,12 +64,16 @@ func readPayout(ctx context.Context, q orderQuerier, wsID, id int64, commissions
 	return p, err
 }
 
-// readPayoutCommissions lists the commissions a payout settles, by id.
+// readPayoutCommissions lists the commissions a payout settles (a failed
+// payout: settled until it failed), by id.
 func readPayoutCommissions(ctx context.Context, q orderQuerier, wsID, payoutID int64) ([]*heldsway.Commission, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+commissionCols+` FROM payout_items pi
-		JOIN commissions c ON c.workspace_id = pi.workspace_id AND c.id = pi.commission_id
+	rows, err := q.QueryContext(ctx, `SELECT `+commissionCols+` FROM (
+			SELECT commission_id FROM payout_items WHERE workspace_id = $1 AND payout_id = $2
+			UNION ALL
+			SELECT commission_id FROM payout_items_released WHERE workspace_id = $1 AND payout_id = $2) pi
+		JOIN commissions c ON c.workspace_id = $1 AND c.id = pi.commission_id
 		JOIN orders o ON o.workspace_id = c.workspace_id AND o.id = c.order_id
-		WHERE pi.workspace_id = $1 AND pi.payout_id = $2 ORDER BY c.id`, wsID, payoutID)
+		ORDER BY c.id`, wsID, payoutID)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +194,7 @@ func (s *Store) CompletePayout(ctx context.Context, wsID, id int64, externalRef 
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE commissions SET status = 'paid', updated_at = $1
-			WHERE workspace_id = $2 AND payout_id = $3 AND status = 'approved'
+			WHERE workspace_id = $2 AND status = 'approved'
 			AND id IN (SELECT commission_id FROM payout_items WHERE payout_id = $3)`, now, wsID, id); err != nil {
 			return err
 		}
@@ -206,8 +210,8 @@ func (s *Store) CompletePayout(ctx context.Context, wsID, id int64, externalRef 
 // FailPayout moves a pending or processing payout to failed (failed_at;
 // failure_reason when reason is not empty, ≤ 1000 characters), returns its
 // amount to the affiliate's available balance (ledger payout_returned) and
-// releases its commissions (payout_id NULL; they stay approved, or reversed,
-// and go into a later payout). Audit payout.fail, event payout.failed.
+// releases its commissions (its items move to payout_items_released; they
+// stay approved, or reversed, and go into a later payout). Audit payout.fail, event payout.failed.
 // Errors: EVALIDATION; ENOTFOUND; ETRANSITION.
 func (s *Store) FailPayout(ctx context.Context, wsID, id int64, reason string) (*heldsway.Payout, error) {
 	reason = strings.TrimSpace(reason)
@@ -236,9 +240,12 @@ func (s *Store) FailPayout(ctx context.Context, wsID, id int64, reason string) (
 			Reason: reason, CreatedAt: now}); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE commissions SET payout_id = NULL, updated_at = $1
-			WHERE workspace_id = $2 AND payout_id = $3
-			AND id IN (SELECT commission_id FROM payout_items WHERE payout_id = $3)`, ts(now), wsID, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO payout_items_released (payout_id, commission_id, workspace_id, amount,
+			released_at) SELECT payout_id, commission_id, workspace_id, amount, $1 FROM payout_items WHERE payout_id = $2`,
+			ts(now), id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM payout_items WHERE payout_id = $1`, id); err != nil {
 			return err
 		}
 		out = after
@@ -341,13 +348,8 @@ func (s *Store) CreatePayoutForRequest(ctx context.Context, wsID, requestID int6
 					SUM(c.amount - c.reversed_amount) OVER (ORDER BY c.created_at, c.id) AS running
 				FROM commissions c
 				WHERE c.workspace_id = $2 AND c.affiliate_id = $3 AND c.status = 'approved' AND c.currency = $4
-					AND c.payout_id IS NULL) x
+					AND NOT EXISTS (SELECT 1 FROM payout_items pi WHERE pi.commission_id = c.id)) x
 			WHERE x.running <= $5`, p.ID, wsID, affID, cur, amount); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE commissions SET payout_id = $1, updated_at = $2
-			WHERE workspace_id = $3 AND id IN (SELECT commission_id FROM payout_items WHERE payout_id = $1)`,
-			p.ID, ts(now), wsID); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE payout_requests SET status = 'approved', payout_id = $1, decided_at = $2,

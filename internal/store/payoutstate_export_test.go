@@ -10,3 +10,6 @@ import (
 func ReadPayoutForTest(s *Store, wsID, id int64) (*heldsway.Payout, error) {
 	return readPayout(context.Background(), s.r, wsID, id, true)
 }
+
+// SetRunChunkForTest makes payout runs pay n affiliates per transaction.
+func SetRunChunkForTest(s *Store, n int) { s.runChunkSize = n }

@@ -99,7 +99,7 @@ func (f *payFixture) request(aff int64, cur string, amount int64) int64 {
 func (f *payFixture) commissionState(cid int64) (status string, payout *int64) {
 	f.t.Helper()
 	var p *int64
-	if err := f.st.DB().QueryRow(`SELECT status, payout_id FROM commissions WHERE id = $1`, cid).Scan(&status, &p); err != nil {
+	if err := f.st.DB().QueryRow(`SELECT c.status, pi.payout_id FROM commissions c LEFT JOIN payout_items pi ON pi.commission_id = c.id WHERE c.id = $1`, cid).Scan(&status, &p); err != nil {
 		f.t.Fatal(err)
 	}
 	return status, p

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/heldsway/heldsway/internal/heldsway"
 )
@@ -111,4 +113,76 @@ func fromNullInt(v sql.NullInt64) *int64 {
 	}
 	x := v.Int64
 	return &x
+}
+
+// recordItem is one resource of recordMany: its id and its snapshot after the
+// change (a creation).
+type recordItem struct {
+	id    int64
+	after any
+}
+
+// maxRowsPerInsert is how many rows of cols parameters one INSERT may carry:
+// both engines bound the parameters of a statement (SQLite 32,766,
+// PostgreSQL 65,535).
+func maxRowsPerInsert(cols int) int { return 30000 / cols }
+
+// recordMany writes the audit entries and events of many creations of one
+// kind in a few multi-row INSERTs: a payout run creates thousands of payouts,
+// and a statement per entry would be most of its time.
+func (s *Store) recordMany(ctx context.Context, tx *sql.Tx, wsID int64, action, resType, typ string, items []recordItem) error {
+	a := heldsway.ActorFrom(ctx)
+	var actorID sql.NullInt64
+	if a.ID != 0 {
+		actorID = sql.NullInt64{Int64: a.ID, Valid: true}
+	}
+	now := ts(s.Now())
+	const auditCols, eventCols = 3, 3
+	for start := 0; start < len(items); start += maxRowsPerInsert(auditCols) {
+		part := items[start:min(len(items), start+maxRowsPerInsert(auditCols))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO audit_log (workspace_id, actor_type, actor_id, action, resource_type, resource_id, changes,
+			request_id, ip, created_at) VALUES `)
+		args := []any{wsID, a.Type, actorID, action, resType, nullStr(a.RequestID), nullStr(a.IP), now}
+		for i, it := range part {
+			b, err := json.Marshal(diff(nil, it.after))
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			k := len(args)
+			fmt.Fprintf(&q, "($1, $2, $3, $4, $5, $%d, $%d, $6, $7, $8)", k+1, k+2)
+			args = append(args, nullID(it.id), string(b))
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+	}
+	if typ == "" {
+		return nil
+	}
+	for start := 0; start < len(items); start += maxRowsPerInsert(eventCols) {
+		part := items[start:min(len(items), start+maxRowsPerInsert(eventCols))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO events (workspace_id, type, resource_type, resource_id, data, created_at) VALUES `)
+		args := []any{wsID, typ, resType, now}
+		for i, it := range part {
+			b, err := json.Marshal(it.after)
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			k := len(args)
+			fmt.Fprintf(&q, "($1, $2, $3, $%d, $%d, $4)", k+1, k+2)
+			args = append(args, nullID(it.id), string(b))
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -53,6 +53,8 @@ type Store struct {
 	// ckpt runs SQLite's WAL checkpoints off the writer (checkpoint.go); nil
 	// on PostgreSQL.
 	ckpt *checkpointer
+	// runChunkSize overrides runChunk (payoutrun.go) in tests.
+	runChunkSize int
 }
 
 // IsPostgresURL reports whether dsn names a PostgreSQL database rather than a

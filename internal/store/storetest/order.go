@@ -38,7 +38,7 @@ type CommissionSeed struct {
 	Rule        string
 	BaseAmount  int64
 	Status      string // default pending
-	PayoutID    *int64
+	PayoutID    *int64 // a live payout settling the line (payout_items)
 	Reversed    int64
 }
 
@@ -112,21 +112,25 @@ func InsertOrder(t testing.TB, db *sql.DB, wsID int64, o OrderSeed) (int64, []in
 		if l.Rule == "" {
 			l.Rule = "program_rate"
 		}
-		var lr, payout sql.NullInt64
+		var lr sql.NullInt64
 		if l.Rate != nil {
 			lr = sql.NullInt64{Int64: *l.Rate, Valid: true}
 		}
-		if l.PayoutID != nil {
-			payout = sql.NullInt64{Int64: *l.PayoutID, Valid: true}
-		}
 		var cid int64
 		err := db.QueryRow(`INSERT INTO commissions (workspace_id, order_id, affiliate_id, tier, currency, amount,
-			reversed_amount, rate, rule, base_amount, explanation, status, payout_id, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id`,
+			reversed_amount, rate, rule, base_amount, explanation, status, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id`,
 			wsID, id, l.AffiliateID, l.Tier, o.Currency, l.Amount, l.Reversed, lr, l.Rule, l.BaseAmount,
-			"seeded line", l.Status, payout, conv).Scan(&cid)
+			"seeded line", l.Status, conv).Scan(&cid)
 		if err != nil {
 			t.Fatalf("insert commission: %v", err)
+		}
+		if l.PayoutID != nil {
+			// The live payout that settles the line (payout_items).
+			if _, err := db.Exec(`INSERT INTO payout_items (commission_id, payout_id, workspace_id, amount) VALUES ($1, $2, $3, $4)`,
+				cid, *l.PayoutID, wsID, l.Amount-l.Reversed); err != nil {
+				t.Fatalf("insert payout item: %v", err)
+			}
 		}
 		ids = append(ids, cid)
 	}
