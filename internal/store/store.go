@@ -97,7 +97,7 @@ func open(dsn string) (*Store, error) {
 	// in WAL mode is durable against process crashes and only risks the last
 	// commits on power loss, the usual trade for an embedded server.
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
-	w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
+	w, err := openSQLite("file:" + path + "?" + pragmas + "&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -105,7 +105,7 @@ func open(dsn string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
+	r, err := openSQLite("file:" + path + "?" + pragmas + "&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -188,17 +188,39 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) DB() *sql.DB { return s.w }
 
 // tx runs fn in a write transaction, committing if fn returns nil.
+//
+// When ctx carries an Idempotency-Key claim not yet recorded, the transaction
+// claims the key first (see heldsway.IdempotencyClaim): the key commits with
+// the request's writes; if another request holds it, nothing runs and the
+// error is heldsway.ErrIdempotencyKeyHeld.
 func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return unavailable(err)
 	}
 	defer tx.Rollback()
+	claim := heldsway.IdempotencyClaimFrom(ctx)
+	if claim != nil && claim.Recorded() {
+		claim = nil
+	}
+	if claim != nil {
+		held, err := s.claimIdem(ctx, tx, claim.WorkspaceID, claim.Scope, claim.Key, claim.Fingerprint)
+		if err != nil {
+			return unavailable(err)
+		}
+		if held != nil {
+			claim.MarkHeld(held)
+			return heldsway.ErrIdempotencyKeyHeld
+		}
+	}
 	if err := fn(tx); err != nil {
 		return unavailable(err)
 	}
 	if err := tx.Commit(); err != nil {
 		return unavailable(err)
+	}
+	if claim != nil {
+		claim.MarkRecorded()
 	}
 	return nil
 }
