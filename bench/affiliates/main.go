@@ -8,7 +8,7 @@
 // live program looks: created over the last year (ids and created_at rising
 // together, as rows arrive over time), 75% active, 12% pending, 8% suspended
 // and 5% terminated with the matching timestamps, a commission override on
-// three in ten, names drawn from 40 first names × 60 last names, each with its
+// three in ten, names drawn at random from 40 first names × 60 last names, each with its
 // affiliate user. Rows go straight into the database, following
 // internal/store/migrations: a prepared single-row INSERT per row in one
 // transaction on SQLite (modernc.org/sqlite binds numbered parameters by name,
@@ -112,7 +112,9 @@ type affRow struct {
 // measure command can name rows without reading them.
 func seedRow(i int, now time.Time, n int) affRow {
 	rng := rand.New(rand.NewPCG(uint64(i), 3))
-	first, last := firstNames[i%len(firstNames)], lastNames[(i/len(firstNames))%len(lastNames)]
+	// Names drawn at random, not in runs: a search then finds its matches
+	// spread through the list, as in a real program.
+	first, last := firstNames[rng.IntN(len(firstNames))], lastNames[rng.IntN(len(lastNames))]
 	year := int64(365 * 24 * time.Hour / time.Microsecond)
 	created := now.UnixMicro() - year + year*int64(i)/int64(n) // rising with the id
 	r := affRow{name: first + " " + last, email: strings.ToLower(fmt.Sprintf("%s.%s.%d@example.com", first, last, i)),
@@ -337,6 +339,7 @@ func measureCmd(args []string) error {
 	warm := fs.Duration("warmup", 2*time.Second, "unmeasured load before each measurement")
 	n := fs.Int("affiliates", 100000, "affiliates seeded (where the deep page starts)")
 	only := fs.String("only", "", "list or post: measure only those cases")
+	match := fs.String("match", "", "measure only the list cases whose label contains this")
 	_ = fs.Parse(args)
 	if len(ts) == 0 {
 		return errors.New("no --target")
@@ -371,6 +374,9 @@ func measureCmd(args []string) error {
 		for _, c := range cases {
 			if *only == "post" {
 				break
+			}
+			if !strings.Contains(c.label, *match) {
+				continue
 			}
 			first := t.base + "/v1/affiliates?per_page=100"
 			if c.query != "" {

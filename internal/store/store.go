@@ -53,6 +53,8 @@ type Store struct {
 	// ckpt runs SQLite's WAL checkpoints off the writer (checkpoint.go); nil
 	// on PostgreSQL.
 	ckpt *checkpointer
+	// sparseSearch overrides the constant of the same name when set (tests).
+	sparseSearch int
 }
 
 // IsPostgresURL reports whether dsn names a PostgreSQL database rather than a
@@ -96,7 +98,16 @@ func open(dsn string) (*Store, error) {
 	// busy_timeout covers the reader pool and other processes; synchronous=NORMAL
 	// in WAL mode is durable against process crashes and only risks the last
 	// commits on power loss, the usual trade for an embedded server.
-	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
+	//
+	// mmap_size reads the database file through a memory map, so every
+	// connection shares the operating system's page cache instead of a 2 MiB
+	// cache of its own, and a page it lacks costs no read system call: a list
+	// of 100 affiliates found through an index (rows all over the table) took
+	// 8–15 ms warm with the default cache and 3–4 ms mapped. It is address
+	// space, not memory; pages are loaded as read. Writes still go through the
+	// WAL, so this changes no durability.
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)" +
+		"&_pragma=mmap_size(1073741824)"
 	w, err := openSQLite("file:" + path + "?" + pragmas + "&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
