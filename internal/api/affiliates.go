@@ -195,6 +195,11 @@ func (s *Server) handleAffiliateUpdate(ctx context.Context, in *affiliateUpdateI
 	if err != nil {
 		return nil, err
 	}
+	// The redirect shows the referral code and uses the program's cookie window
+	// and status; the other fields do not reach it.
+	if u.ReferralCode != nil || u.ProgramID != nil {
+		s.affiliateLinksChanged(principal(ctx).Workspace.ID, a.ID)
+	}
 	return ok("Affiliate updated.", affiliateOut(a)), nil
 }
 
@@ -208,6 +213,7 @@ func (s *Server) handleAffiliateDelete(ctx context.Context, in *affiliateIDInput
 	if err != nil {
 		return nil, err
 	}
+	s.affiliateLinksChanged(principal(ctx).Workspace.ID, a.ID) // its links went with it
 	return ok("Affiliate deleted.", affiliateDeleted{ID: a.ID, Deleted: true}), nil
 }
 
@@ -227,6 +233,7 @@ func (s *Server) affiliateAction(ctx context.Context, in *affiliateActionInput, 
 	if err != nil {
 		return nil, err
 	}
+	s.affiliateLinksChanged(principal(ctx).Workspace.ID, a.ID) // only an active affiliate's links track
 	return ok(msg, affiliateOut(a)), nil
 }
 

@@ -43,38 +43,67 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 
 func (c *captureWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
-// idempotent makes a write operation honour Idempotency-Key: the first response
-// is stored for 24 h; a retry with the same request gets it back with
-// Idempotent-Replayed: true; the same key with a different request gets 422
-// IDEMPOTENCY_KEY_REUSED; a concurrent retry waits for the first to finish, so
-// the operation executes once. Keys are scoped to the API key that sent them.
-func (s *Server) idempotent(ctx huma.Context, next func(huma.Context)) {
+// metaClaimInTx marks, in an operation's Metadata, a write whose every database
+// write goes through the store's transactions (store.Store.tx), so that its
+// Idempotency-Key can be claimed in the first of them (idempotentInTx). Set it
+// with claimInTx() in routes.go.
+const metaClaimInTx = "heldsway:claim-idempotency-key-in-transaction"
+
+func claimInTx() map[string]any { return map[string]any{metaClaimInTx: true} }
+
+// idemRequest is a write's Idempotency-Key with what scopes and identifies it.
+type idemRequest struct {
+	wsID       int64
+	scope, key string
+	fp         []byte
+	r          *http.Request
+	w          http.ResponseWriter
+}
+
+// readIdem reads the key and fingerprints the request. Without a key (or a
+// store) it runs the operation as is; with an invalid key it answers 422.
+// Either way ok is false and the request is done.
+func (s *Server) readIdem(ctx huma.Context, next func(huma.Context)) (q idemRequest, ok bool) {
 	key := ctx.Header("Idempotency-Key")
 	if key == "" || s.Idempotency == nil {
 		next(ctx)
-		return
+		return q, false
 	}
 	if len(key) > 255 || !printableASCII(key) {
 		s.writeErr(ctx, heldsway.Invalid("Idempotency-Key", "The Idempotency-Key header must be 1 to 255 printable ASCII characters."))
-		return
+		return q, false
 	}
 	r, w := humago.Unwrap(ctx)
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		s.writeErr(ctx, heldsway.Errorf(heldsway.EPAYLOADTOOLARGE, "The request body must not be larger than 1 MiB."))
-		return
+		return q, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	h := sha256.New()
 	io.WriteString(h, r.Method+"\x00"+r.URL.Path+"?"+r.URL.RawQuery+"\x00")
 	h.Write(body)
-	fp := h.Sum(nil)
-
-	var wsID int64
-	scope := "ip:" + clientIP(r)
+	q = idemRequest{scope: "ip:" + clientIP(r), key: key, fp: h.Sum(nil), r: r, w: w}
 	if p := principal(ctx.Context()); p != nil {
-		wsID, scope = p.Workspace.ID, "key:"+strconv.FormatInt(p.Key.ID, 10)
+		q.wsID, q.scope = p.Workspace.ID, "key:"+strconv.FormatInt(p.Key.ID, 10)
 	}
+	return q, true
+}
+
+// idempotent makes a write operation honour Idempotency-Key: the first response
+// is stored for 24 h; a retry with the same request gets it back with
+// Idempotent-Replayed: true; the same key with a different request gets 422
+// IDEMPOTENCY_KEY_REUSED; a concurrent retry waits for the first to finish, so
+// the operation executes once. Keys are scoped to the API key that sent them.
+//
+// It claims the key in a transaction of its own before the operation runs; see
+// idempotentInTx for the routes that claim it in their own transaction.
+func (s *Server) idempotent(ctx huma.Context, next func(huma.Context)) {
+	q, ok := s.readIdem(ctx, next)
+	if !ok {
+		return
+	}
+	wsID, scope, key, fp, r, w := q.wsID, q.scope, q.key, q.fp, q.r, q.w
 	rec, err := s.Idempotency.ClaimIdempotencyKey(ctx.Context(), wsID, scope, key, fp)
 	if err != nil {
 		s.writeErr(ctx, err)
@@ -102,6 +131,90 @@ func (s *Server) idempotent(ctx huma.Context, next func(huma.Context)) {
 		}
 	}()
 	next(humago.NewContext(ctx.Operation(), r.WithContext(ctx.Context()), cw))
+}
+
+// idempotentInTx is idempotent for routes whose writes all go through store
+// transactions (metaClaimInTx): the key is claimed in the operation's own first
+// transaction (heldsway.IdempotencyClaim), which saves a write transaction and a
+// commit per request, and a retry of a stored response is answered from a read
+// before anything runs. The response is held back until the outcome is known:
+// if the operation's transaction found the key held by a concurrent request,
+// what the operation answered is dropped and that request's response is
+// awaited and replayed instead, as idempotent does.
+func (s *Server) idempotentInTx(ctx huma.Context, next func(huma.Context)) {
+	q, ok := s.readIdem(ctx, next)
+	if !ok {
+		return
+	}
+	rec, err := s.Idempotency.PeekIdempotencyKey(ctx.Context(), q.wsID, q.scope, q.key)
+	if err != nil {
+		s.writeErr(ctx, err)
+		return
+	}
+	if rec != nil {
+		s.replay(ctx, q.w, q.wsID, q.scope, q.key, q.fp, rec)
+		return
+	}
+	claim := &heldsway.IdempotencyClaim{WorkspaceID: q.wsID, Scope: q.scope, Key: q.key, Fingerprint: q.fp}
+	// Detached from the request: the outcome must be stored even if the client
+	// has gone away.
+	bg := context.WithoutCancel(ctx.Context())
+	defer func() {
+		if v := recover(); v != nil {
+			if claim.Recorded() {
+				_ = s.Idempotency.ReleaseIdempotencyKey(bg, q.wsID, q.scope, q.key)
+			}
+			panic(v)
+		}
+	}()
+	bw := &bufferWriter{header: http.Header{}}
+	next(humago.NewContext(ctx.Operation(), q.r.WithContext(heldsway.WithIdempotencyClaim(ctx.Context(), claim)), bw))
+	if held := claim.Held(); held != nil {
+		s.replay(ctx, q.w, q.wsID, q.scope, q.key, q.fp, held)
+		return
+	}
+	if bw.status >= 500 || bw.status == 0 {
+		if claim.Recorded() {
+			_ = s.Idempotency.ReleaseIdempotencyKey(bg, q.wsID, q.scope, q.key)
+		}
+	} else if err := s.Idempotency.FinishIdempotencyClaim(bg, claim, bw.status, bw.header.Get("Content-Type"), bw.buf.Bytes()); err != nil {
+		s.Logger.Error("store idempotent response", "request_id", requestID(ctx.Context()), "err", err)
+	}
+	bw.flush(q.w)
+}
+
+// bufferWriter holds a response back: headers, status and body.
+type bufferWriter struct {
+	header http.Header
+	status int
+	buf    bytes.Buffer
+}
+
+func (b *bufferWriter) Header() http.Header { return b.header }
+
+func (b *bufferWriter) WriteHeader(code int) {
+	if b.status == 0 {
+		b.status = code
+	}
+}
+
+func (b *bufferWriter) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.buf.Write(p)
+}
+
+// flush sends the held response to w.
+func (b *bufferWriter) flush(w http.ResponseWriter) {
+	for k, v := range b.header {
+		w.Header()[k] = v
+	}
+	if b.status == 0 {
+		return
+	}
+	w.WriteHeader(b.status)
+	_, _ = w.Write(b.buf.Bytes())
 }
 
 func (s *Server) replay(ctx huma.Context, w http.ResponseWriter, wsID int64, scope, key string, fp []byte, rec *heldsway.IdempotencyRecord) {

@@ -215,6 +215,7 @@ func (s *Server) handleAffiliateLinkCreate(ctx context.Context, in *linkCreateIn
 	if err != nil {
 		return nil, err
 	}
+	s.linkChanged(l) // its slug may be remembered as unknown
 	base, err := s.trackingBase(ctx, p.Workspace.ID, in.LinkOrigin)
 	if err != nil {
 		return nil, err
@@ -266,6 +267,7 @@ func (s *Server) handleLinkUpdate(ctx context.Context, in *linkUpdateInput) (*Ou
 	if err != nil {
 		return nil, err
 	}
+	s.linkChanged(l)
 	base, err := s.trackingBase(ctx, p.Workspace.ID, in.LinkOrigin)
 	if err != nil {
 		return nil, err
@@ -279,6 +281,7 @@ func (s *Server) handleLinkDelete(ctx context.Context, in *linkIDInput) (*Out[li
 	if err != nil {
 		return nil, err
 	}
+	s.linkChanged(l)
 	base, err := s.trackingBase(ctx, p.Workspace.ID, in.LinkOrigin)
 	if err != nil {
 		return nil, err

@@ -263,6 +263,7 @@ func (s *Server) handleProgramUpdate(ctx context.Context, in *programUpdateInput
 	if err != nil {
 		return nil, err
 	}
+	s.programLinksChanged(principal(ctx).Workspace.ID, p.ID) // status and cookie_duration reach the redirect
 	return ok("Program updated.", programOut(p)), nil
 }
 

@@ -148,18 +148,18 @@ func (s *Server) routesAffiliates() {
 		Summary: "Create an affiliate", DefaultStatus: http.StatusCreated,
 		Description: "Creates the affiliate and, unless the workspace already has one with this e-mail, its affiliate user. " +
 			"A taken e-mail in the program or a taken referral code is 409 CONFLICT with details on the field.",
-		Errors: []int{http.StatusConflict}}, heldsway.ScopeAffiliatesWrite, s.handleAffiliateCreate)
+		Errors: []int{http.StatusConflict}, Metadata: claimInTx()}, heldsway.ScopeAffiliatesWrite, s.handleAffiliateCreate)
 	register(s, huma.Operation{OperationID: "getAffiliate", Method: http.MethodGet, Path: "/v1/affiliates/{id}", Tags: tags,
 		Summary: "Get an affiliate", Errors: notFound}, heldsway.ScopeAffiliatesRead, s.handleAffiliateGet)
 	register(s, huma.Operation{OperationID: "updateAffiliate", Method: http.MethodPut, Path: "/v1/affiliates/{id}", Tags: tags,
 		Summary: "Update an affiliate", Description: "Partial: only the fields sent change; null clears a nullable field. " +
 			"Status changes go through the approve, suspend, reactivate and terminate actions.",
-		Errors: []int{http.StatusNotFound, http.StatusConflict}}, heldsway.ScopeAffiliatesWrite, s.handleAffiliateUpdate)
+		Errors: []int{http.StatusNotFound, http.StatusConflict}, Metadata: claimInTx()}, heldsway.ScopeAffiliatesWrite, s.handleAffiliateUpdate)
 	register(s, huma.Operation{OperationID: "deleteAffiliate", Method: http.MethodDelete, Path: "/v1/affiliates/{id}", Tags: tags,
 		Summary: "Delete an affiliate",
 		Description: "Removes the affiliate with its referral links and coupons (each removal audited); sub-affiliates lose their parent. " +
 			"An affiliate with conversions cannot be deleted (409 CONFLICT): terminate it instead.",
-		Errors: []int{http.StatusNotFound, http.StatusConflict}}, heldsway.ScopeAffiliatesWrite, s.handleAffiliateDelete)
+		Errors: []int{http.StatusNotFound, http.StatusConflict}, Metadata: claimInTx()}, heldsway.ScopeAffiliatesWrite, s.handleAffiliateDelete)
 	for _, a := range []struct {
 		action, summary string
 		h               func(context.Context, *affiliateActionInput) (*Out[affiliateView], error)
@@ -172,12 +172,13 @@ func (s *Server) routesAffiliates() {
 		register(s, huma.Operation{OperationID: a.action + "Affiliate", Method: http.MethodPost, Path: "/v1/affiliates/{id}/" + a.action,
 			Tags: tags, Summary: a.summary,
 			Description: "Follows the status machine; any other transition is 409 INVALID_STATUS_TRANSITION naming both statuses.",
-			Errors:      []int{http.StatusNotFound, http.StatusConflict}}, heldsway.ScopeAffiliatesWrite, a.h)
+			Errors:      []int{http.StatusNotFound, http.StatusConflict}, Metadata: claimInTx()}, heldsway.ScopeAffiliatesWrite, a.h)
 	}
 	register(s, huma.Operation{OperationID: "getAffiliateCommission", Method: http.MethodGet, Path: "/v1/affiliates/{id}/commission", Tags: tags,
 		Summary: "Get an affiliate's commission rates", Errors: notFound}, heldsway.ScopeAffiliatesRead, s.handleAffiliateCommissionGet)
 	register(s, huma.Operation{OperationID: "setAffiliateCommission", Method: http.MethodPut, Path: "/v1/affiliates/{id}/commission", Tags: tags,
-		Summary: "Set or remove an affiliate's commission override", Errors: notFound}, heldsway.ScopeAffiliatesWrite, s.handleAffiliateCommissionPut)
+		Summary: "Set or remove an affiliate's commission override", Errors: notFound, Metadata: claimInTx()},
+		heldsway.ScopeAffiliatesWrite, s.handleAffiliateCommissionPut)
 	register(s, huma.Operation{OperationID: "registerAffiliate", Method: http.MethodPost, Path: "/v1/public/{workspace_slug}/affiliates", Tags: tags,
 		Summary: "Self-register as an affiliate (public)", DefaultStatus: http.StatusCreated,
 		Description: "No token. Only when the default program's allow_self_registration is on (403 FORBIDDEN otherwise); " +

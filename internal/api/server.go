@@ -193,7 +193,11 @@ func register[I, O any](s *Server, op huma.Operation, scope string, h func(conte
 		op.Errors = append(op.Errors, http.StatusUnprocessableEntity)
 		// Writes honour Idempotency-Key; it runs after authentication so keys
 		// are scoped to the API key that sent them.
-		op.Middlewares = append(op.Middlewares, s.idempotent)
+		idem := s.idempotent
+		if in, _ := op.Metadata[metaClaimInTx].(bool); in {
+			idem = s.idempotentInTx
+		}
+		op.Middlewares = append(op.Middlewares, idem)
 		op.Parameters = append(op.Parameters, &huma.Param{Name: "Idempotency-Key", In: "header",
 			Description: "Makes the write safe to retry for 24 h: a retry gets the stored response with " +
 				"Idempotent-Replayed: true; reusing the key for a different request is 422 IDEMPOTENCY_KEY_REUSED.",

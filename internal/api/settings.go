@@ -110,7 +110,18 @@ func (s *Server) handleSettingsUpdate(ctx context.Context, in *settingsUpdateInp
 	if err != nil {
 		return nil, err
 	}
+	s.settingsChanged(ctx, patch)
 	return ok("Settings updated.", settingsOut(st)), nil
+}
+
+// settingsChanged tells the tracker about a settings write that reaches the
+// redirect: cookie_duration is the default program's cookie window. The
+// workspace's links are forgotten rather than the default program's, which the
+// patch does not name; settings writes are rare.
+func (s *Server) settingsChanged(ctx context.Context, patch heldsway.SettingsPatch) {
+	if patch.CookieDuration != nil {
+		s.workspaceLinksChanged(principal(ctx).Workspace.ID)
+	}
 }
 
 type settingUpdateInput struct {
@@ -132,6 +143,7 @@ func (s *Server) handleSettingUpdate(ctx context.Context, in *settingUpdateInput
 	if err != nil {
 		return nil, asValueError(err)
 	}
+	s.settingsChanged(ctx, patch)
 	d, err := settingOf(settingsOut(st), in.Key)
 	if err != nil {
 		return nil, err
@@ -375,6 +387,9 @@ func (s *Server) handleBrandingUpdate(ctx context.Context, in *brandingUpdateInp
 	out, err := s.Store.UpdateBranding(ctx, p.Workspace.ID, patch)
 	if err != nil {
 		return nil, err
+	}
+	if patch.CustomDomain.Set {
+		s.domainsChanged(ctx) // a custom domain picks the workspace whose link a shared slug means
 	}
 	return ok("Branding updated.", brandingOut(out)), nil
 }

@@ -1,39 +1,86 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/heldsway/heldsway/internal/heldsway"
 	"github.com/heldsway/heldsway/internal/track"
 )
 
 // Tracker serves the click redirect GET /r/{slug}; *track.Handler implements it.
-// The link, affiliate and program routes tell it about their writes, so this
-// node's link cache changes at once (other nodes catch up within seconds).
+// Every route whose write changes what a redirect does tells it, after the
+// write has committed, so this node's link cache changes at once. Other nodes
+// catch up at their next cache refresh (track.DefaultRefreshInterval; see
+// docs/tracking.md for the bound).
+//
+// What a redirect depends on: the link (slug, destination_url, is_active), its
+// affiliate (status, referral_code, program), the affiliate's program (status,
+// cookie_duration), the workspace (active) and the custom domains. Link rules,
+// coupons, commission overrides and the other settings change what a
+// conversion earns, not the redirect, so their routes do not call it.
 type Tracker interface {
 	http.Handler
-	// Invalidate forgets the given slugs (after a link is created, updated —
-	// with its old and new slug — or deleted).
-	Invalidate(slugs ...string)
-	// InvalidateAll forgets every link, for writes that touch many links (an
-	// affiliate's status, a program's cookie window or status).
-	InvalidateAll()
+	// InvalidateLink forgets a link, under the slug it was cached with and
+	// under slug, its slug now (after it is created — the slug may be
+	// remembered as unknown —, updated or deleted).
+	InvalidateLink(linkID int64, slug string)
+	// InvalidateAffiliate forgets one affiliate's links (its status, referral
+	// code or program changed, or it was deleted).
+	InvalidateAffiliate(workspaceID, affiliateID int64)
+	// InvalidateProgram forgets the links of a program's affiliates (its status
+	// or cookie window changed).
+	InvalidateProgram(workspaceID, programID int64)
+	// InvalidateWorkspace forgets a workspace's links (a setting of its default
+	// program that the redirect uses changed).
+	InvalidateWorkspace(workspaceID int64)
+	// ReloadDomains re-reads the custom domains (a workspace's changed).
+	ReloadDomains(ctx context.Context) error
 }
 
 var _ Tracker = (*track.Handler)(nil)
 
-// linksChanged tells the tracker, if any, that links with these slugs changed.
-func (s *Server) linksChanged(slugs ...string) {
+// linkChanged tells the tracker, if any, that a link changed.
+func (s *Server) linkChanged(l *heldsway.Link) {
 	if s.Tracker != nil {
-		s.Tracker.Invalidate(slugs...)
+		s.Tracker.InvalidateLink(l.ID, l.Slug)
 	}
 }
 
-// allLinksChanged tells the tracker, if any, that many links may have changed.
-func (s *Server) allLinksChanged() {
+// affiliateLinksChanged tells the tracker, if any, that an affiliate's links
+// redirect differently.
+func (s *Server) affiliateLinksChanged(wsID, affID int64) {
 	if s.Tracker != nil {
-		s.Tracker.InvalidateAll()
+		s.Tracker.InvalidateAffiliate(wsID, affID)
+	}
+}
+
+// programLinksChanged tells the tracker, if any, that a program's links
+// redirect differently.
+func (s *Server) programLinksChanged(wsID, programID int64) {
+	if s.Tracker != nil {
+		s.Tracker.InvalidateProgram(wsID, programID)
+	}
+}
+
+// workspaceLinksChanged tells the tracker, if any, that a workspace's links
+// redirect differently.
+func (s *Server) workspaceLinksChanged(wsID int64) {
+	if s.Tracker != nil {
+		s.Tracker.InvalidateWorkspace(wsID)
+	}
+}
+
+// domainsChanged tells the tracker, if any, that a custom domain changed. The
+// write has committed: a failed reload is logged, and the next refresh retries.
+func (s *Server) domainsChanged(ctx context.Context) {
+	if s.Tracker == nil {
+		return
+	}
+	if err := s.Tracker.ReloadDomains(context.WithoutCancel(ctx)); err != nil {
+		s.Logger.Warn("reload custom domains", "err", err)
 	}
 }
 

@@ -8,3 +8,7 @@ func SetReferralCodeSource(fn func() (string, error)) (restore func()) {
 	newReferralCode = fn
 	return func() { newReferralCode = old }
 }
+
+// SetSparseSearch sets the most matches for which a SQLite search reads the
+// trigram index (see sparseSearch); negative: never.
+func SetSparseSearch(s *Store, n int) { s.sparseSearch = n }

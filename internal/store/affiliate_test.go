@@ -789,3 +789,95 @@ func TestRegisterAffiliate(t *testing.T) {
 		wantCode(t, err, heldsway.ENOTFOUND)
 	})
 }
+
+// TestAffiliateSearchPaths: on SQLite a search is read from the trigram index
+// when it matches few rows and scanned in list order otherwise; both give the
+// same pages, and the index follows inserts, renames and deletions. (On
+// PostgreSQL the planner chooses; the same assertions hold.)
+func TestAffiliateSearchPaths(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := affSetup(t, st)
+		var want []int64 // ids whose name, e-mail or code holds "Quartz", in list order (created_at desc, id desc)
+		for i := range 30 {
+			f.clock.Set(t0.Add(time.Duration(i/4) * time.Second)) // ties on created_at
+			in := heldsway.AffiliateCreate{Name: fmt.Sprintf("Person %02d", i), Email: fmt.Sprintf("s%02d@example.com", i)}
+			switch i % 3 {
+			case 0:
+				in.Name = fmt.Sprintf("Rose QUARTZ %02d", i)
+			case 1:
+				in.Email = fmt.Sprintf("quartz.%02d@example.com", i)
+			}
+			a := f.create(in)
+			if i%3 != 2 {
+				want = append([]int64{a.ID}, want...)
+			}
+		}
+		coded := f.create(heldsway.AffiliateCreate{Name: "Coded", Email: "coded@example.com", ReferralCode: "XQUARTZX"})
+		want = append([]int64{coded.ID}, want...)
+		other := f.workspace("Other " + t.Name())
+		affDefaultProgram(t, st, other.ID)
+		if _, err := st.CreateAffiliate(f.ctx, other.ID, &heldsway.AffiliateCreate{Name: "Quartz Elsewhere", Email: "q@example.com"}); err != nil {
+			t.Fatal(err)
+		}
+
+		page := func(t *testing.T, search string, sort string, desc bool) []int64 {
+			t.Helper()
+			o := heldsway.ListOptions{PerPage: 4, Sort: sort, Desc: desc}
+			var ids []int64
+			for range 20 {
+				res, err := st.ListAffiliates(f.ctx, f.ws.ID, heldsway.AffiliateFilter{Search: search}, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, a := range res.Items {
+					ids = append(ids, a.ID)
+				}
+				if res.Next == nil {
+					return ids
+				}
+				o.After = res.Next
+			}
+			t.Fatal("too many pages")
+			return nil
+		}
+		for _, sparse := range []int{0, -1} { // 0: the default (index for few matches); -1: always scan
+			store.SetSparseSearch(st, sparse)
+			t.Run(fmt.Sprintf("sparse=%d", sparse), func(t *testing.T) {
+				if got := page(t, "quartz", "created_at", true); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("search pages\n got %v\nwant %v", got, want)
+				}
+				for _, sort := range []string{"referral_code", "status", "commission_rate"} {
+					if got := page(t, "QuArTz", sort, false); len(got) != len(want) {
+						t.Fatalf("sort %s: %d rows, want %d", sort, len(got), len(want))
+					}
+				}
+				if got := page(t, `"quartz`, "created_at", true); len(got) != 0 {
+					t.Fatalf("a quote is literal: %v", got)
+				}
+				if got := page(t, "uartz 0", "created_at", true); len(got) != 4 { // Rose QUARTZ 00, 03, 06, 09
+					t.Fatalf("a space is literal: %v", got)
+				}
+			})
+		}
+		store.SetSparseSearch(st, 0)
+		t.Run("follows renames and deletions", func(t *testing.T) {
+			if _, err := st.UpdateAffiliate(f.ctx, f.ws.ID, coded.ID, &heldsway.AffiliateUpdate{Name: ptrStr("Amethyst"),
+				ReferralCode: ptrStr("AMETHYST")}); err != nil {
+				t.Fatal(err)
+			}
+			if got := page(t, "quartz", "created_at", true); len(got) != len(want)-1 || slices.Contains(got, coded.ID) {
+				t.Fatalf("after the rename: %v", got)
+			}
+			if got := page(t, "amethyst", "created_at", true); fmt.Sprint(got) != fmt.Sprint([]int64{coded.ID}) {
+				t.Fatalf("new name: %v", got)
+			}
+			if _, err := st.DeleteAffiliate(f.ctx, f.ws.ID, coded.ID); err != nil {
+				t.Fatal(err)
+			}
+			if got := page(t, "amethyst", "created_at", true); len(got) != 0 {
+				t.Fatalf("after the deletion: %v", got)
+			}
+		})
+	})
+}

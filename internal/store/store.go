@@ -55,6 +55,8 @@ type Store struct {
 	ckpt *checkpointer
 	// runChunkSize overrides runChunk (payoutrun.go) in tests.
 	runChunkSize int
+	// sparseSearch overrides the constant of the same name when set (tests).
+	sparseSearch int
 }
 
 // IsPostgresURL reports whether dsn names a PostgreSQL database rather than a
@@ -98,8 +100,17 @@ func open(dsn string) (*Store, error) {
 	// busy_timeout covers the reader pool and other processes; synchronous=NORMAL
 	// in WAL mode is durable against process crashes and only risks the last
 	// commits on power loss, the usual trade for an embedded server.
-	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
-	w, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
+	//
+	// mmap_size reads the database file through a memory map, so every
+	// connection shares the operating system's page cache instead of a 2 MiB
+	// cache of its own, and a page it lacks costs no read system call: a list
+	// of 100 affiliates found through an index (rows all over the table) took
+	// 8–15 ms warm with the default cache and 3–4 ms mapped. It is address
+	// space, not memory; pages are loaded as read. Writes still go through the
+	// WAL, so this changes no durability.
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)" +
+		"&_pragma=mmap_size(1073741824)"
+	w, err := openSQLite("file:" + path + "?" + pragmas + "&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -107,7 +118,7 @@ func open(dsn string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
+	r, err := openSQLite("file:" + path + "?" + pragmas + "&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -190,17 +201,39 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) DB() *sql.DB { return s.w }
 
 // tx runs fn in a write transaction, committing if fn returns nil.
+//
+// When ctx carries an Idempotency-Key claim not yet recorded, the transaction
+// claims the key first (see heldsway.IdempotencyClaim): the key commits with
+// the request's writes; if another request holds it, nothing runs and the
+// error is heldsway.ErrIdempotencyKeyHeld.
 func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return unavailable(err)
 	}
 	defer tx.Rollback()
+	claim := heldsway.IdempotencyClaimFrom(ctx)
+	if claim != nil && claim.Recorded() {
+		claim = nil
+	}
+	if claim != nil {
+		held, err := s.claimIdem(ctx, tx, claim.WorkspaceID, claim.Scope, claim.Key, claim.Fingerprint)
+		if err != nil {
+			return unavailable(err)
+		}
+		if held != nil {
+			claim.MarkHeld(held)
+			return heldsway.ErrIdempotencyKeyHeld
+		}
+	}
 	if err := fn(tx); err != nil {
 		return unavailable(err)
 	}
 	if err := tx.Commit(); err != nil {
 		return unavailable(err)
+	}
+	if claim != nil {
+		claim.MarkRecorded()
 	}
 	return nil
 }

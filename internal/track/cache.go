@@ -231,6 +231,57 @@ func (c *Cache) InvalidateAll() {
 	c.negs = 0
 }
 
+// InvalidateLink forgets on this node at once the slug the link is cached
+// under, whatever it was (an update may have renamed it), and slug, its slug
+// now (which may be remembered as unknown).
+func (c *Cache) InvalidateLink(linkID int64, slug string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	if old, ok := c.byLink[linkID]; ok {
+		c.dropLocked(old)
+	}
+	c.dropLocked(strings.ToLower(slug))
+}
+
+// InvalidateAffiliate forgets on this node at once the cached links of one
+// affiliate: after its status, referral code or program changes, or it is
+// deleted.
+func (c *Cache) InvalidateAffiliate(workspaceID, affiliateID int64) {
+	c.invalidateMatching(func(t *target) bool { return t.WorkspaceID == workspaceID && t.AffiliateID == affiliateID })
+}
+
+// InvalidateProgram forgets on this node at once the cached links whose
+// affiliate is in the program: after its status or cookie window changes.
+func (c *Cache) InvalidateProgram(workspaceID, programID int64) {
+	c.invalidateMatching(func(t *target) bool { return t.WorkspaceID == workspaceID && t.ProgramID == programID })
+}
+
+// InvalidateWorkspace forgets on this node at once the cached links of one
+// workspace: after a change to it or to its settings.
+func (c *Cache) InvalidateWorkspace(workspaceID int64) {
+	c.invalidateMatching(func(t *target) bool { return t.WorkspaceID == workspaceID })
+}
+
+// invalidateMatching drops every slug one of whose links matches. It walks the
+// whole cache under the lock (a few milliseconds at maxEntries) rather than
+// keeping an index per affiliate and program: these writes are rare next to
+// redirects, and dropping only the matching slugs spares every other
+// workspace's links the reload that InvalidateAll would cost them.
+func (c *Cache) invalidateMatching(match func(*target) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for s, e := range c.slugs {
+		for _, t := range e.targets {
+			if match(t) {
+				c.dropLocked(s)
+				break
+			}
+		}
+	}
+}
+
 func (c *Cache) dropLocked(slug string) {
 	e, ok := c.slugs[slug]
 	if !ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -572,6 +573,64 @@ func TestRedirectCacheInvalidation(t *testing.T) {
 		if res := get(t, srvB, "GET", "/r/autumn"); res.StatusCode != http.StatusNotFound {
 			t.Fatalf("deleted link still redirects: %d", res.StatusCode)
 		}
+	})
+}
+
+// TestRedirectScopedInvalidation: InvalidateLink, InvalidateAffiliate,
+// InvalidateProgram and InvalidateWorkspace forget the links they name and keep
+// every other (which still answers from memory, stale, until a refresh).
+func TestRedirectScopedInvalidation(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		e := newEnv(t, st)
+		ws2, prog2, aff2 := e.workspace("other", "BOB")
+		prog3 := e.id(`INSERT INTO programs (workspace_id, name, currency, commission_type, cookie_days, created_at, updated_at)
+			VALUES ($1, 'Second', 'USD', 'percentage', 45, $2, $2)`, e.ws, e.at())
+		carol := e.affiliate(e.ws, prog3, "CAROL", "active")
+		links := map[string]int64{
+			"alice-1": e.link(e.ws, e.aff, "alice-1", "https://a.example/", true),
+			"alice-2": e.link(e.ws, e.aff, "alice-2", "https://a.example/", true),
+			"carol":   e.link(e.ws, carol, "carol", "https://c.example/", true),
+			"bob":     e.link(ws2, aff2, "bob", "https://b.example/", true),
+		}
+		// attributed reports whether each slug's redirect is attributed now.
+		attributed := func() map[string]bool {
+			out := map[string]bool{}
+			for slug := range links {
+				out[slug] = strings.Contains(get(t, e.srv, "GET", "/r/"+slug).Header.Get("Location"), "hs_click=")
+			}
+			return out
+		}
+		expect := func(step string, want map[string]bool) {
+			t.Helper()
+			if got := attributed(); !maps.Equal(got, want) {
+				t.Fatalf("%s: attributed %v, want %v", step, got, want)
+			}
+		}
+		all := map[string]bool{"alice-1": true, "alice-2": true, "carol": true, "bob": true}
+		expect("warm", all)
+		// Every link stops tracking in the database; nothing refreshes the cache.
+		e.exec(`UPDATE links SET is_active = $1`, false)
+
+		e.h.InvalidateLink(links["alice-1"], "alice-1")
+		expect("link", map[string]bool{"alice-1": false, "alice-2": true, "carol": true, "bob": true})
+		e.h.InvalidateAffiliate(e.ws, e.aff)
+		expect("affiliate", map[string]bool{"alice-1": false, "alice-2": false, "carol": true, "bob": true})
+		e.h.InvalidateProgram(ws2, prog2) // bob's program, not carol's
+		expect("program", map[string]bool{"alice-1": false, "alice-2": false, "carol": true, "bob": false})
+		e.h.InvalidateWorkspace(e.ws)
+		expect("workspace", map[string]bool{"alice-1": false, "alice-2": false, "carol": false, "bob": false})
+
+		// InvalidateLink finds a renamed link under the slug it was cached with.
+		e.exec(`UPDATE links SET is_active = $1`, true)
+		e.h.InvalidateWorkspace(e.ws)
+		clickOf(t, get(t, e.srv, "GET", "/r/carol"))
+		e.exec(`UPDATE links SET slug = 'carol-2' WHERE id = $1`, links["carol"])
+		e.h.InvalidateLink(links["carol"], "carol-2")
+		if res := get(t, e.srv, "GET", "/r/carol"); res.StatusCode != http.StatusNotFound {
+			t.Fatalf("old slug after InvalidateLink: %d", res.StatusCode)
+		}
+		clickOf(t, get(t, e.srv, "GET", "/r/carol-2"))
 	})
 }
 

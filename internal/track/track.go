@@ -171,6 +171,25 @@ func (h *Handler) Invalidate(slugs ...string) { h.cache.Invalidate(slugs...) }
 // InvalidateAll forgets every cached link on this node (see Cache.InvalidateAll).
 func (h *Handler) InvalidateAll() { h.cache.InvalidateAll() }
 
+// InvalidateLink forgets one link on this node at once (see Cache.InvalidateLink).
+func (h *Handler) InvalidateLink(linkID int64, slug string) { h.cache.InvalidateLink(linkID, slug) }
+
+// InvalidateAffiliate forgets one affiliate's links on this node at once.
+func (h *Handler) InvalidateAffiliate(workspaceID, affiliateID int64) {
+	h.cache.InvalidateAffiliate(workspaceID, affiliateID)
+}
+
+// InvalidateProgram forgets the links of one program's affiliates on this node at once.
+func (h *Handler) InvalidateProgram(workspaceID, programID int64) {
+	h.cache.InvalidateProgram(workspaceID, programID)
+}
+
+// InvalidateWorkspace forgets one workspace's links on this node at once.
+func (h *Handler) InvalidateWorkspace(workspaceID int64) { h.cache.InvalidateWorkspace(workspaceID) }
+
+// ReloadDomains re-reads the custom domains on this node at once.
+func (h *Handler) ReloadDomains(ctx context.Context) error { return h.cache.LoadDomains(ctx) }
+
 // Refresh applies other nodes' changes now instead of at the next tick.
 func (h *Handler) Refresh(ctx context.Context) error { return h.cache.Refresh(ctx) }
 
