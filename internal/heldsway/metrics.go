@@ -396,11 +396,26 @@ func (d Day) String() string { return d.Date().Format(time.DateOnly) }
 // AddDays returns the day n days later (earlier for n < 0).
 func (d Day) AddDays(n int) Day { return DayFromDate(d.Date().AddDate(0, 0, n)) }
 
-// Start returns the instant the day begins in loc. On a day whose midnight a
-// daylight-saving change skips, that is the first instant of the day.
+// Start returns the first instant of the day in loc. Where a daylight-saving
+// change skips midnight (some zones move their clocks at 00:00), time.Date
+// may answer an instant of the day before; the day then begins at the
+// change, found by bisection (changes fall on whole seconds).
 func (d Day) Start(loc *time.Location) time.Time {
 	t := d.Date()
-	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+	c := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+	if DayOf(c, loc) == d {
+		return c
+	}
+	lo, hi := c, c.Add(4*time.Hour) // lo before the day, hi in it
+	for hi.Sub(lo) > time.Second {
+		mid := lo.Add(hi.Sub(lo) / 2).Truncate(time.Second)
+		if DayOf(mid, loc) >= d {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
 }
 
 // DaysBetween counts the days from a to b inclusive (0 when b is before a).

@@ -661,3 +661,7 @@ func countArgs(c *heldsway.Counts) []any {
 	}
 	return out
 }
+
+// CountColumns returns the counter columns of rollup_daily and rollup_totals
+// in the order of heldsway.Counts.Fields, for tools and tests.
+func CountColumns() []string { return slices.Clone(countCols) }
