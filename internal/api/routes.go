@@ -53,6 +53,8 @@ func (s *Server) routesInit() {
 	s.routesConversions()
 	s.routesOrders()
 	s.routesStorefront()
+	s.routesAnalytics()
+	s.routesReports()
 }
 
 // routesPrograms: programs. Program configuration is settings, so the scopes

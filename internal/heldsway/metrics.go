@@ -448,7 +448,11 @@ func AnalyticsRange(from, to *time.Time, now time.Time, loc *time.Location, toBe
 		fe.Add("to", "The to field must be a date before or equal to today.")
 	}
 	if fromDay > toDay {
-		fe.Add("from", "The from field must be a date before or equal to to.")
+		if from != nil && to != nil {
+			fe.Add("to", "The to field must be a date after or equal to from.")
+		} else {
+			fe.Add("from", "The from field must be a date before or equal to to.")
+		}
 	} else if DaysBetween(fromDay, toDay) > AnalyticsMaxDays {
 		fe.Add("from", fmt.Sprintf("The range may span at most %d days.", AnalyticsMaxDays))
 	}
@@ -459,4 +463,71 @@ func AnalyticsRange(from, to *time.Time, now time.Time, loc *time.Location, toBe
 func PreviousWindow(from, to Day) (Day, Day) {
 	n := DaysBetween(from, to)
 	return from.AddDays(-n), from.AddDays(-1)
+}
+
+// AnalyticsFilter narrows analytics to one program, affiliate and/or link
+// (0: any). A filtered figure counts attributed events only.
+type AnalyticsFilter struct {
+	ProgramID, AffiliateID, LinkID int64
+}
+
+// Any reports whether the filter narrows anything.
+func (f AnalyticsFilter) Any() bool { return f.ProgramID != 0 || f.AffiliateID != 0 || f.LinkID != 0 }
+
+// DimRow is one row of a top-N table: the figures of one affiliate, link or
+// campaign over a range (money in the selected currency).
+type DimRow struct {
+	ID       int64   // affiliate or link id; 0 for campaigns
+	Campaign *string // campaigns: the link campaign, nil for links without one
+	Links    int64   // campaigns: how many links had figures
+	Counts   Counts
+}
+
+// PageRow is a page's pageviews over a range.
+type PageRow struct {
+	Host, Path string
+	Pageviews  int64
+}
+
+// ProductRow is a product's storefront events over a range.
+type ProductRow struct {
+	ProductID, Name                       string
+	ProductViews, AddToCarts, RemoveCarts int64
+}
+
+// DayCounts are the counts of one day.
+type DayCounts struct {
+	Day    Day
+	Counts Counts
+}
+
+// Top-N table kinds and orders.
+const (
+	TopAffiliates = "affiliates"
+	TopLinks      = "links"
+	TopCampaigns  = "campaigns"
+
+	TopByRevenue    = "revenue"    // revenue, then clicks
+	TopByCommission = "commission" // commission, then revenue
+	TopByClicks     = "clicks"     // clicks, then conversions
+)
+
+// CurrencyCounts are counts whose money is in Currency ("" for the counts
+// that have no currency).
+type CurrencyCounts struct {
+	Currency string
+	Counts   Counts
+}
+
+// ClickRecord is a stored click with its row id.
+type ClickRecord struct {
+	ID int64
+	Click
+}
+
+// LinkLabel is what a table row shows of a link.
+type LinkLabel struct {
+	Slug        string
+	Campaign    *string
+	AffiliateID int64
 }
