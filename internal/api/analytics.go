@@ -352,17 +352,17 @@ type periodView struct {
 }
 
 type analyticsOut struct {
-	Section     string            `json:"section" enum:"stats,trends,charts,tables,recent_clicks,recent_conversions,recent_events"`
-	Filters     analyticsFilters  `json:"filters"`
-	Stats       *analyticsStats   `json:"stats,omitempty" doc:"section=stats: the selected metrics over the range."`
-	Trends      *analyticsTrends  `json:"trends,omitempty" doc:"section=trends: each selected metric's signed percentage change against previous (0 when the previous figure is 0)."`
-	Previous    *periodView       `json:"previous,omitempty" doc:"section=trends: the preceding window of the same length."`
-	Charts      *analyticsCharts  `json:"charts,omitempty" doc:"section=charts: a daily series per selected metric."`
-	Tables      *analyticsTables  `json:"tables,omitempty" doc:"section=tables: the top top_limit rows of each table."`
-	Clicks      *[]clickItem      `json:"clicks,omitempty" doc:"section=recent_clicks: newest first."`
-	Conversions *[]orderView      `json:"conversions,omitempty" doc:"section=recent_conversions: orders converted in the range, any status, newest first."`
-	Events      *[]eventItem      `json:"events,omitempty" doc:"section=recent_events: storefront events, newest first."`
-	Meta        *offsetMeta       `json:"meta,omitempty" doc:"recent_* sections: the page."`
+	Section     string           `json:"section" enum:"stats,trends,charts,tables,recent_clicks,recent_conversions,recent_events"`
+	Filters     analyticsFilters `json:"filters"`
+	Stats       *analyticsStats  `json:"stats,omitempty" doc:"section=stats: the selected metrics over the range."`
+	Trends      *analyticsTrends `json:"trends,omitempty" doc:"section=trends: each selected metric's signed percentage change against previous (0 when the previous figure is 0)."`
+	Previous    *periodView      `json:"previous,omitempty" doc:"section=trends: the preceding window of the same length."`
+	Charts      *analyticsCharts `json:"charts,omitempty" doc:"section=charts: a daily series per selected metric."`
+	Tables      *analyticsTables `json:"tables,omitempty" doc:"section=tables: the top top_limit rows of each table."`
+	Clicks      *[]clickItem     `json:"clicks,omitempty" doc:"section=recent_clicks: newest first."`
+	Conversions *[]orderView     `json:"conversions,omitempty" doc:"section=recent_conversions: orders converted in the range, any status, newest first."`
+	Events      *[]eventItem     `json:"events,omitempty" doc:"section=recent_events: storefront events, newest first."`
+	Meta        *offsetMeta      `json:"meta,omitempty" doc:"recent_* sections: the page."`
 }
 
 // AnalyticsFilterParams are the optional filters of analytics and reports.
