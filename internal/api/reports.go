@@ -16,10 +16,10 @@ import (
 // Reports (digest §5.9): the report pages' figures, from the same rollups
 // and definitions as the analytics endpoint.
 
-// reportInput is the common query of the reports: the range (to may be in
+// ReportParams is the common query of the reports: the range (to may be in
 // the future here, as the digest gives no upper bound), the currency and the
 // filters.
-type reportInput struct {
+type ReportParams struct {
 	From     string `query:"from" format:"date" doc:"First day (YYYY-MM-DD, inclusive, the workspace's time zone); default 30 days before to."`
 	To       string `query:"to" format:"date" doc:"Last day (inclusive); default today; not before from."`
 	Currency string `query:"currency" maxLength:"3" doc:"ISO 4217 code of the amounts; default the workspace's currency."`
@@ -49,7 +49,7 @@ type reportStatsOut struct {
 	Timezone            string        `json:"timezone"`
 }
 
-func (s *Server) handleReportStats(ctx context.Context, in *reportInput) (*Out[reportStatsOut], error) {
+func (s *Server) handleReportStats(ctx context.Context, in *ReportParams) (*Out[reportStatsOut], error) {
 	sc, err := s.scope(ctx, in.From, in.To, in.Currency, in.filter(), false)
 	if err != nil {
 		return nil, err
@@ -92,7 +92,7 @@ type commissionChartOut struct {
 	Timezone string            `json:"timezone"`
 }
 
-func (s *Server) handleReportCommissionChart(ctx context.Context, in *reportInput) (*Out[commissionChartOut], error) {
+func (s *Server) handleReportCommissionChart(ctx context.Context, in *ReportParams) (*Out[commissionChartOut], error) {
 	sc, err := s.scope(ctx, in.From, in.To, in.Currency, in.filter(), false)
 	if err != nil {
 		return nil, err
@@ -118,7 +118,7 @@ func (s *Server) handleReportCommissionChart(ctx context.Context, in *reportInpu
 }
 
 type topAffiliatesInput struct {
-	reportInput
+	ReportParams
 	Limit int `query:"limit" minimum:"1" maximum:"50" default:"10" doc:"How many affiliates."`
 }
 
@@ -176,7 +176,7 @@ func (s *Server) handleReportTopAffiliates(ctx context.Context, in *topAffiliate
 }
 
 type campaignsInput struct {
-	reportInput
+	ReportParams
 	Limit int `query:"limit" minimum:"1" maximum:"100" default:"50" doc:"How many campaigns."`
 }
 
@@ -304,7 +304,7 @@ var (
 const reportExportMax = 100000
 
 type reportExportInput struct {
-	reportInput
+	ReportParams
 	Type string `query:"type" enum:"daily,affiliates,campaigns" default:"daily" doc:"daily: one row per day; affiliates: one row per affiliate with figures, by earnings; campaigns: one row per link campaign, by clicks."`
 }
 
