@@ -153,12 +153,22 @@ func (c *Counts) Fields() []*int64 {
 		&c.CommissionApproved, &c.CommissionPaid}
 }
 
-// Add adds o to c.
+// Add adds o to c. (Written out: it runs per event on the write paths.)
 func (c *Counts) Add(o Counts) {
-	f, g := c.Fields(), o.Fields()
-	for i := range f {
-		*f[i] += *g[i]
-	}
+	c.Clicks += o.Clicks
+	c.Events += o.Events
+	c.Pageviews += o.Pageviews
+	c.Sessions += o.Sessions
+	c.ProductViews += o.ProductViews
+	c.AddToCarts += o.AddToCarts
+	c.RemoveFromCarts += o.RemoveFromCarts
+	c.Checkouts += o.Checkouts
+	c.ThankYouViews += o.ThankYouViews
+	c.Conversions += o.Conversions
+	c.Revenue += o.Revenue
+	c.CommissionPending += o.CommissionPending
+	c.CommissionApproved += o.CommissionApproved
+	c.CommissionPaid += o.CommissionPaid
 }
 
 // Sub subtracts o from c.
