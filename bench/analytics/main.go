@@ -78,7 +78,7 @@ type seeder struct {
 
 // pick draws an affiliate index, popular ones more often (about 1/(i+10)).
 func (s *seeder) pick(n int) int {
-	return int(math.Floor(math.Exp(s.rng.Float64()*math.Log(float64(n+10))) - 10 + 0.5)) % n
+	return int(math.Floor(math.Exp(s.rng.Float64()*math.Log(float64(n+10)))-10+0.5)) % n
 }
 
 func (s *seeder) at() int64 { return s.now.UnixMicro() - s.rng.Int64N(s.span) }
@@ -197,7 +197,9 @@ func seedCmd(args []string) error {
 	if _, err := s.db.ExecContext(ctx, `UPDATE programs SET commission_type = 'percentage', commission_value = 1000 WHERE id = $1`, s.prog); err != nil {
 		return err
 	}
-	step := func(name string, t0 time.Time) { fmt.Fprintf(os.Stderr, "# %s: %.1fs\n", name, time.Since(t0).Seconds()) }
+	step := func(name string, t0 time.Time) {
+		fmt.Fprintf(os.Stderr, "# %s: %.1fs\n", name, time.Since(t0).Seconds())
+	}
 
 	t := time.Now()
 	us := s.now.UnixMicro()
