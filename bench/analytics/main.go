@@ -76,9 +76,10 @@ type seeder struct {
 	span int64 // microseconds
 }
 
-// pick draws an affiliate index, popular ones more often (about 1/(i+10)).
+// pick draws an affiliate index, low ones far more often: log-uniform, so
+// index i comes about 1/(i+1) as often as index 0.
 func (s *seeder) pick(n int) int {
-	return int(math.Floor(math.Exp(s.rng.Float64()*math.Log(float64(n+10)))-10+0.5)) % n
+	return min(int(math.Exp(s.rng.Float64()*math.Log(float64(n)+1))-1), n-1)
 }
 
 func (s *seeder) at() int64 { return s.now.UnixMicro() - s.rng.Int64N(s.span) }

@@ -609,7 +609,7 @@ func (s *Server) handleAnalytics(ctx context.Context, in *analyticsInput) (*Out[
 func (s *Server) analyticsTables(ctx context.Context, sc *analyticsScope, limit int) (*analyticsTables, error) {
 	t := &analyticsTables{Affiliates: []affiliateTableRow{}, Links: []linkTableRow{}, Campaigns: []campaignTableRow{},
 		Pages: []pageTableRow{}, Products: []productTableRow{}}
-	affs, err := s.Store.AnalyticsTop(ctx, sc.ws, sc.from, sc.to, sc.cur.Code, sc.filter, heldsway.TopAffiliates, heldsway.TopByRevenue, limit)
+	affs, links, camps, ll, err := s.Store.AnalyticsTables(ctx, sc.ws, sc.from, sc.to, sc.cur.Code, sc.filter, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -625,26 +625,10 @@ func (s *Server) analyticsTables(ctx context.Context, sc *analyticsScope, limit 
 		l := labels[r.ID]
 		t.Affiliates = append(t.Affiliates, affiliateTableRow{AffiliateID: r.ID, Name: l[0], ReferralCode: l[1], tableFigures: figuresOf(r.Counts, sc.cur)})
 	}
-	links, err := s.Store.AnalyticsTop(ctx, sc.ws, sc.from, sc.to, sc.cur.Code, sc.filter, heldsway.TopLinks, heldsway.TopByRevenue, limit)
-	if err != nil {
-		return nil, err
-	}
-	ids = ids[:0]
-	for _, r := range links {
-		ids = append(ids, r.ID)
-	}
-	ll, err := s.Store.LinkLabels(ctx, sc.ws, ids)
-	if err != nil {
-		return nil, err
-	}
 	for _, r := range links {
 		l := ll[r.ID]
 		t.Links = append(t.Links, linkTableRow{LinkID: r.ID, Slug: l.Slug, Campaign: l.Campaign, AffiliateID: l.AffiliateID,
 			tableFigures: figuresOf(r.Counts, sc.cur)})
-	}
-	camps, err := s.Store.AnalyticsTop(ctx, sc.ws, sc.from, sc.to, sc.cur.Code, sc.filter, heldsway.TopCampaigns, heldsway.TopByRevenue, limit)
-	if err != nil {
-		return nil, err
 	}
 	for _, r := range camps {
 		t.Campaigns = append(t.Campaigns, campaignTableRow{Campaign: r.Campaign, Links: r.Links, tableFigures: figuresOf(r.Counts, sc.cur)})

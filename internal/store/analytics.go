@@ -1,10 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -104,19 +105,46 @@ func (s *Store) CheckAnalyticsFilter(ctx context.Context, wsID int64, f heldsway
 	return fe.Err()
 }
 
+// Where a query reads its rows from.
+const (
+	srcTotals = iota // rollup_totals, or rollup_daily's days when filtered
+	srcDaily         // rollup_daily's days (span 1)
+	srcBlocks        // rollup_daily's fewest blocks covering the range
+	srcPages         // rollup_pages or rollup_products: -1 rows, or dimension rows when filtered
+)
+
 // rollupSource returns the table and WHERE clause of a range of days with the
 // filter; args hold workspace, from, to ($1…$3), the currency ($4) when cur
-// is not nil, then the filter's.
-func rollupSource(wsID int64, from, to heldsway.Day, cur *string, f heldsway.AnalyticsFilter, forceDims bool) (string, string, []any) {
+// is not nil, then the filter's. Day lists of blocks are integers written
+// into the text.
+func rollupSource(wsID int64, from, to heldsway.Day, cur *string, f heldsway.AnalyticsFilter, src int) (string, string, []any) {
 	args := []any{wsID, int32(from), int32(to)}
 	if cur != nil {
 		args = append(args, *cur)
 	}
-	table := "rollup_totals"
-	if f.Any() || forceDims {
-		table = "rollup_daily"
-	}
+	table := "rollup_daily"
 	where := ` WHERE r.workspace_id = $1 AND r.day >= $2 AND r.day <= $3`
+	switch {
+	case src == srcTotals && !f.Any():
+		table = "rollup_totals"
+	case src == srcTotals, src == srcDaily:
+		where += ` AND r.span = 1`
+	case src == srcBlocks:
+		bySpan := map[int][]string{}
+		for _, b := range blocks(from, to) {
+			bySpan[b.span] = append(bySpan[b.span], strconv.Itoa(int(b.start)))
+		}
+		var terms []string
+		for _, sp := range rollupSpans {
+			if days := bySpan[sp]; len(days) > 0 {
+				terms = append(terms, `(r.span = `+strconv.Itoa(sp)+` AND r.day IN (`+strings.Join(days, ", ")+`))`)
+			}
+		}
+		// Every block starts in [from, to], so the range bounds hold too.
+		where = ` WHERE r.workspace_id = $1 AND r.day >= $2 AND r.day <= $3 AND (` + strings.Join(terms, ` OR `) + `)`
+	case src == srcPages && !f.Any():
+		where += ` AND r.affiliate_id = -1`
+	}
 	for _, c := range []struct {
 		col string
 		id  int64
@@ -142,7 +170,11 @@ func scanCounts(sc scanner, lead ...any) (heldsway.Counts, error) {
 // AnalyticsTotals sums the counts of the days [from, to] under the filter;
 // money in currency cur.
 func (s *Store) AnalyticsTotals(ctx context.Context, wsID int64, from, to heldsway.Day, cur string, f heldsway.AnalyticsFilter) (heldsway.Counts, error) {
-	table, where, args := rollupSource(wsID, from, to, &cur, f, false)
+	src := srcTotals
+	if f.Any() {
+		src = srcBlocks
+	}
+	table, where, args := rollupSource(wsID, from, to, &cur, f, src)
 	c, err := scanCounts(s.r.QueryRowContext(ctx, `SELECT `+sumCounts("r.", "$4")+` FROM `+table+where, args...))
 	return c, unavailable(err)
 }
@@ -150,7 +182,7 @@ func (s *Store) AnalyticsTotals(ctx context.Context, wsID int64, from, to heldsw
 // AnalyticsDaily returns the counts of each day of [from, to] that has any,
 // by day.
 func (s *Store) AnalyticsDaily(ctx context.Context, wsID int64, from, to heldsway.Day, cur string, f heldsway.AnalyticsFilter) ([]heldsway.DayCounts, error) {
-	table, where, args := rollupSource(wsID, from, to, &cur, f, false)
+	table, where, args := rollupSource(wsID, from, to, &cur, f, srcTotals)
 	rows, err := s.r.QueryContext(ctx, `SELECT r.day, `+sumCounts("r.", "$4")+` FROM `+table+where+` GROUP BY r.day ORDER BY r.day`, args...)
 	if err != nil {
 		return nil, unavailable(err)
@@ -168,73 +200,167 @@ func (s *Store) AnalyticsDaily(ctx context.Context, wsID int64, from, to heldswa
 	return out, unavailable(rows.Err())
 }
 
-// AnalyticsTop ranks the affiliates, links or campaigns (kind) of the range
-// under the filter by revenue, commission or clicks (by), at most limit rows.
-// Ties go to the lower id (campaigns: by name, no campaign last). Rows
-// without any figure are left out.
-func (s *Store) AnalyticsTop(ctx context.Context, wsID int64, from, to heldsway.Day, cur string, f heldsway.AnalyticsFilter, kind, by string, limit int) ([]heldsway.DimRow, error) {
-	table, where, args := rollupSource(wsID, from, to, &cur, f, true)
-	var key, group, tie string
-	switch kind {
-	case heldsway.TopAffiliates:
-		key, group, tie = `r.affiliate_id`, `r.affiliate_id`, `r.affiliate_id`
-	case heldsway.TopLinks:
-		key, group, tie = `r.link_id`, `r.link_id`, `r.link_id`
-		where += ` AND r.link_id <> 0`
-	case heldsway.TopCampaigns:
-		table += ` LEFT JOIN links l ON l.workspace_id = r.workspace_id AND l.id = r.link_id`
-		key = `l.campaign, COUNT(DISTINCT CASE WHEN r.link_id <> 0 THEN r.link_id END)`
-		group = `l.campaign`
-		tie = `CASE WHEN l.campaign IS NULL THEN 1 ELSE 0 END, l.campaign` + s.Dialect.collateC()
-	default:
-		return nil, fmt.Errorf("analytics: unknown table %q", kind)
-	}
-	rev, clicks := sumOf("r.", "revenue", "$4"), sumOf("r.", "clicks", "$4")
-	comm := sumOf("r.", "commission_pending", "$4") + ` + ` + sumOf("r.", "commission_approved", "$4") + ` + ` +
-		sumOf("r.", "commission_paid", "$4")
-	order := rev + ` DESC, ` + clicks + ` DESC`
-	switch by {
-	case heldsway.TopByCommission:
-		order = comm + ` DESC, ` + rev + ` DESC`
-	case heldsway.TopByClicks:
-		order = clicks + ` DESC, ` + sumOf("r.", "conversions", "$4") + ` DESC`
-	}
-	args = append(args, limit)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+key+`, `+sumCounts("r.", "$4")+` FROM `+table+where+` GROUP BY `+group+
-		` ORDER BY `+order+`, `+tie+` LIMIT $`+strconv.Itoa(len(args)), args...)
+// dimPair is the figures of one affiliate and link over a range.
+type dimPair struct {
+	aff, link int64
+	c         heldsway.Counts
+}
+
+// dimPairs sums rollup_daily per affiliate and link over the fewest blocks
+// covering [from, to]: one scan serves the affiliate, link and campaign
+// tables.
+func (s *Store) dimPairs(ctx context.Context, wsID int64, from, to heldsway.Day, cur string, f heldsway.AnalyticsFilter) ([]dimPair, error) {
+	table, where, args := rollupSource(wsID, from, to, &cur, f, srcBlocks)
+	rows, err := s.r.QueryContext(ctx, `SELECT r.affiliate_id, r.link_id, `+sumCounts("r.", "$4")+` FROM `+table+where+
+		` GROUP BY r.affiliate_id, r.link_id`, args...)
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	defer rows.Close()
-	var out []heldsway.DimRow
+	var out []dimPair
 	for rows.Next() {
-		var (
-			r        heldsway.DimRow
-			campaign sql.NullString
-			err      error
-		)
-		if kind == heldsway.TopCampaigns {
-			r.Counts, err = scanCounts(rows, &campaign, &r.Links)
-			if campaign.Valid {
-				r.Campaign = &campaign.String
-			}
-		} else {
-			r.Counts, err = scanCounts(rows, &r.ID)
-		}
-		if err != nil {
+		var p dimPair
+		var err error
+		if p.c, err = scanCounts(rows, &p.aff, &p.link); err != nil {
 			return nil, unavailable(err)
 		}
-		if r.Counts.IsZero() {
-			continue
-		}
-		out = append(out, r)
+		out = append(out, p)
 	}
 	return out, unavailable(rows.Err())
 }
 
+// rankDims groups pairs into affiliates, links (not link 0) or campaigns
+// (by the links' campaign; link 0 and links without one under nil) and
+// ranks them by revenue then clicks, commission then revenue, or clicks then
+// conversions; ties go to the lower id, or the campaign name in byte order
+// with no campaign last. Rows without any figure are left out.
+func rankDims(pairs []dimPair, kind, by string, limit int, labels map[int64]heldsway.LinkLabel) []heldsway.DimRow {
+	type group struct {
+		row   heldsway.DimRow
+		links map[int64]bool
+	}
+	groups := map[string]*group{}
+	var order []string
+	for _, p := range pairs {
+		if p.c.IsZero() {
+			continue
+		}
+		var key string
+		var g heldsway.DimRow
+		switch kind {
+		case heldsway.TopAffiliates:
+			key, g.ID = strconv.FormatInt(p.aff, 10), p.aff
+		case heldsway.TopLinks:
+			if p.link == 0 {
+				continue
+			}
+			key, g.ID = strconv.FormatInt(p.link, 10), p.link
+		default:
+			key = "none"
+			if l, ok := labels[p.link]; ok && p.link != 0 && l.Campaign != nil {
+				key, g.Campaign = "c:"+*l.Campaign, l.Campaign
+			}
+		}
+		x := groups[key]
+		if x == nil {
+			x = &group{row: g, links: map[int64]bool{}}
+			groups[key] = x
+			order = append(order, key)
+		}
+		x.row.Counts.Add(p.c)
+		if p.link != 0 {
+			x.links[p.link] = true
+		}
+	}
+	out := make([]heldsway.DimRow, 0, len(groups))
+	for _, k := range order {
+		g := groups[k]
+		if g.row.Counts.IsZero() {
+			continue
+		}
+		if kind == heldsway.TopCampaigns {
+			g.row.Links = int64(len(g.links))
+		}
+		out = append(out, g.row)
+	}
+	slices.SortFunc(out, func(a, b heldsway.DimRow) int {
+		x, y := a.Counts, b.Counts
+		var o int
+		switch by {
+		case heldsway.TopByCommission:
+			o = cmp.Or(cmp.Compare(y.Commission(), x.Commission()), cmp.Compare(y.Revenue, x.Revenue))
+		case heldsway.TopByClicks:
+			o = cmp.Or(cmp.Compare(y.Clicks, x.Clicks), cmp.Compare(y.Conversions, x.Conversions))
+		default:
+			o = cmp.Or(cmp.Compare(y.Revenue, x.Revenue), cmp.Compare(y.Clicks, x.Clicks))
+		}
+		if o != 0 || kind != heldsway.TopCampaigns {
+			return cmp.Or(o, cmp.Compare(a.ID, b.ID))
+		}
+		switch {
+		case a.Campaign == nil && b.Campaign == nil:
+			return 0
+		case a.Campaign == nil:
+			return 1
+		case b.Campaign == nil:
+			return -1
+		}
+		return strings.Compare(*a.Campaign, *b.Campaign)
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// pairLinks returns the labels of the pairs' links.
+func (s *Store) pairLinks(ctx context.Context, wsID int64, pairs []dimPair) (map[int64]heldsway.LinkLabel, error) {
+	seen := map[int64]bool{}
+	var ids []int64
+	for _, p := range pairs {
+		if p.link != 0 && !seen[p.link] {
+			seen[p.link] = true
+			ids = append(ids, p.link)
+		}
+	}
+	return s.LinkLabels(ctx, wsID, ids)
+}
+
+// AnalyticsTop ranks the affiliates, links or campaigns (kind) of the range
+// under the filter by revenue, commission or clicks (by), at most limit rows;
+// see rankDims.
+func (s *Store) AnalyticsTop(ctx context.Context, wsID int64, from, to heldsway.Day, cur string, f heldsway.AnalyticsFilter, kind, by string, limit int) ([]heldsway.DimRow, error) {
+	pairs, err := s.dimPairs(ctx, wsID, from, to, cur, f)
+	if err != nil {
+		return nil, err
+	}
+	var labels map[int64]heldsway.LinkLabel
+	if kind == heldsway.TopCampaigns {
+		if labels, err = s.pairLinks(ctx, wsID, pairs); err != nil {
+			return nil, err
+		}
+	}
+	return rankDims(pairs, kind, by, limit, labels), nil
+}
+
+// AnalyticsTables ranks affiliates, links and campaigns by revenue from one
+// scan, and returns the labels of the links.
+func (s *Store) AnalyticsTables(ctx context.Context, wsID int64, from, to heldsway.Day, cur string, f heldsway.AnalyticsFilter, limit int) (affs, links, campaigns []heldsway.DimRow, labels map[int64]heldsway.LinkLabel, err error) {
+	pairs, err := s.dimPairs(ctx, wsID, from, to, cur, f)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if labels, err = s.pairLinks(ctx, wsID, pairs); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return rankDims(pairs, heldsway.TopAffiliates, heldsway.TopByRevenue, limit, labels),
+		rankDims(pairs, heldsway.TopLinks, heldsway.TopByRevenue, limit, labels),
+		rankDims(pairs, heldsway.TopCampaigns, heldsway.TopByRevenue, limit, labels), labels, nil
+}
+
 // pageWhere is the WHERE clause of rollup_pages and rollup_products.
 func pageWhere(wsID int64, from, to heldsway.Day, f heldsway.AnalyticsFilter) (string, []any) {
-	_, where, args := rollupSource(wsID, from, to, nil, f, true)
+	_, where, args := rollupSource(wsID, from, to, nil, f, srcPages)
 	return where, args
 }
 
@@ -509,7 +635,11 @@ func (s *Store) byIDs(ctx context.Context, q string, wsID int64, ids []int64, sc
 // (clicks, storefront events), the others their orders' counts and amounts.
 // Currencies are sorted by code; only those with a non-zero count appear.
 func (s *Store) AnalyticsByCurrency(ctx context.Context, wsID int64, from, to heldsway.Day, f heldsway.AnalyticsFilter) ([]heldsway.CurrencyCounts, error) {
-	table, where, args := rollupSource(wsID, from, to, nil, f, false)
+	src := srcTotals
+	if f.Any() {
+		src = srcBlocks
+	}
+	table, where, args := rollupSource(wsID, from, to, nil, f, src)
 	rows, err := s.r.QueryContext(ctx, `SELECT r.currency, `+sumCounts("r.", "r.currency")+` FROM `+table+where+
 		` GROUP BY r.currency ORDER BY r.currency`+s.Dialect.collateC(), args...)
 	if err != nil {

@@ -213,12 +213,18 @@ func (r *raw) counts(from, to heldsway.Day, cur string, f heldsway.AnalyticsFilt
 
 func TestAnalyticsAgainstRawRows(t *testing.T) {
 	t.Parallel()
-	for i, tz := range []string{"America/New_York", "Asia/Kathmandu"} {
+	// Two short histories in zones with daylight saving and odd offsets,
+	// and a long one whose ranges read the 16- and 64-day blocks.
+	for i, c := range []struct {
+		tz        string
+		days, max int
+	}{{"America/New_York", 6, 5}, {"Asia/Kathmandu", 6, 5}, {"UTC", 200, 180}} {
+		tz := c.tz
 		t.Run(strings.ReplaceAll(tz, "/", "_"), func(t *testing.T) {
 			t.Parallel()
 			storetest.Each(t, func(t *testing.T, st *store.Store) {
-				w := newWorld(t, st, uint64(7+i), tz, t0.Add(-72*time.Hour), 144*time.Hour)
-				w.clock.now = t0.Add(300 * time.Hour)
+				w := newWorld(t, st, uint64(7+i), tz, t0.Add(-time.Duration(c.days/2)*24*time.Hour), time.Duration(c.days)*24*time.Hour)
+				w.clock.now = t0.Add(time.Duration(c.days+10) * 24 * time.Hour)
 				w.run(500)
 				r := loadRaw(t, st, w.ws.ID, w.loc)
 				ctx := w.ctx
@@ -228,10 +234,10 @@ func TestAnalyticsAgainstRawRows(t *testing.T) {
 					{AffiliateID: w.affs[3].id, LinkID: w.links[len(w.links)-1].id}}
 				total := func(_ rawDims) (string, bool) { return "", true }
 				for n := range 40 {
-					from := first.AddDays(w.rng.IntN(8))
-					to := from.AddDays(w.rng.IntN(5))
+					from := first.AddDays(w.rng.IntN(c.days + 2))
+					to := from.AddDays(w.rng.IntN(c.max))
 					if n == 0 {
-						from, to = first, first.AddDays(8)
+						from, to = first, first.AddDays(c.days+2)
 					}
 					f := filters[n%len(filters)]
 					cur := []string{"USD", "EUR"}[n%2]

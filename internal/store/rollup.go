@@ -36,8 +36,11 @@ var countCols = []string{"clicks", "events", "pageviews", "sessions", "product_v
 	"remove_from_carts", "checkouts", "thank_you_views", "conversions", "revenue", "commission_pending",
 	"commission_approved", "commission_paid"}
 
+// dimKey is a row of rollup_daily. The write paths add at span 0 (the day);
+// flush writes each change at every span of rollupSpans.
 type dimKey struct {
 	ws              int64
+	span            int
 	day             heldsway.Day
 	prog, aff, link int64
 	cur             string
@@ -80,7 +83,7 @@ type prodVal struct {
 }
 
 func cmpDim(a, b dimKey) int {
-	return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.day, b.day), cmp.Compare(a.prog, b.prog),
+	return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.span, b.span), cmp.Compare(a.day, b.day), cmp.Compare(a.prog, b.prog),
 		cmp.Compare(a.aff, b.aff), cmp.Compare(a.link, b.link), cmp.Compare(a.cur, b.cur))
 }
 
@@ -102,6 +105,49 @@ func cmpProd(a, b prodKey) int {
 	return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.day, b.day), cmp.Compare(a.product, b.product),
 		cmp.Compare(a.prog, b.prog), cmp.Compare(a.aff, b.aff), cmp.Compare(a.link, b.link))
 }
+
+// rollupSpans are the block lengths rollup_daily keeps, largest first.
+var rollupSpans = []int{64, 16, 4, 1}
+
+// epochDay numbers a day: days since 1970-01-01.
+func epochDay(d heldsway.Day) int64 { return d.Date().Unix() / 86400 }
+
+func dayOfEpoch(n int64) heldsway.Day { return heldsway.DayFromDate(time.Unix(n*86400, 0).UTC()) }
+
+// spanStart is the first day of the span-day block holding d.
+func spanStart(d heldsway.Day, span int) heldsway.Day {
+	if span == 1 {
+		return d
+	}
+	n := epochDay(d)
+	return dayOfEpoch(n - n%int64(span))
+}
+
+// block is one row range of rollup_daily: span days from start.
+type block struct {
+	span  int
+	start heldsway.Day
+}
+
+// blocks covers [from, to] with the fewest aligned blocks, greedily from
+// from: the largest span that starts there and ends by to.
+func blocks(from, to heldsway.Day) []block {
+	var out []block
+	for n, end := epochDay(from), epochDay(to); n <= end; {
+		for _, s := range rollupSpans {
+			if n%int64(s) == 0 && n+int64(s)-1 <= end {
+				out = append(out, block{s, dayOfEpoch(n)})
+				n += int64(s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// allDims marks the rows of rollup_pages and rollup_products that count
+// every event, attributed or not.
+const allDims = -1
 
 // sessionShard is the workspace-total shard of a storefront session.
 func sessionShard(session string) int {
@@ -139,15 +185,15 @@ var (
 	qRollupStateInit = `INSERT INTO rollup_state (workspace_id, timezone)
 		VALUES ($1, COALESCE((SELECT timezone FROM workspace_settings WHERE workspace_id = $1), 'UTC'))
 		ON CONFLICT (workspace_id) DO NOTHING`
-	qRollupDim      = upsertOne("rollup_daily", []string{"workspace_id", "day", "program_id", "affiliate_id", "link_id", "currency"}, countCols)
+	qRollupDim      = upsertOne("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency"}, countCols)
 	qRollupTot      = upsertOne("rollup_totals", []string{"workspace_id", "day", "shard", "currency"}, countCols)
 	qRollupPage     = upsertOne("rollup_pages", []string{"workspace_id", "day", "host", "path", "program_id", "affiliate_id", "link_id"}, []string{"pageviews"})
 	qRollupProdHead = `INSERT INTO rollup_products (workspace_id, day, product_id, program_id, affiliate_id, link_id,
 		product_name, product_views, add_to_carts, remove_from_carts) `
 	qRollupSession = `INSERT INTO rollup_sessions (workspace_id, day, session_id, program_id, affiliate_id, link_id)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`
-	qRollupDimPG = upsertArrays("rollup_daily", []string{"workspace_id", "day", "program_id", "affiliate_id", "link_id", "currency"},
-		[]string{"bigint", "integer", "bigint", "bigint", "bigint", "text"}, countCols)
+	qRollupDimPG = upsertArrays("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency"},
+		[]string{"bigint", "integer", "integer", "bigint", "bigint", "bigint", "text"}, countCols)
 	qRollupTotPG = upsertArrays("rollup_totals", []string{"workspace_id", "day", "shard", "currency"},
 		[]string{"bigint", "integer", "integer", "text"}, countCols)
 	qRollupPagePG = upsertArrays("rollup_pages", []string{"workspace_id", "day", "host", "path", "program_id", "affiliate_id", "link_id"},
@@ -338,7 +384,7 @@ func (r *rollup) click(c *heldsway.Click) error {
 	}
 	day := heldsway.DayOf(c.CreatedAt, loc)
 	cc := heldsway.ClickCounts()
-	r.addDim(dimKey{c.WorkspaceID, day, c.ProgramID, c.AffiliateID, c.LinkID, ""}, cc)
+	r.addDim(dimKey{ws: c.WorkspaceID, day: day, prog: c.ProgramID, aff: c.AffiliateID, link: c.LinkID}, cc)
 	r.addTot(totKey{c.WorkspaceID, day, 0, ""}, cc)
 	return nil
 }
@@ -365,7 +411,7 @@ func (r *rollup) event(e *heldsway.StorefrontEvent) error {
 	}
 	shard := sessionShard(e.SessionID)
 	if aff != 0 {
-		r.addDim(dimKey{e.WorkspaceID, day, prog, aff, link, ""}, c)
+		r.addDim(dimKey{ws: e.WorkspaceID, day: day, prog: prog, aff: aff, link: link}, c)
 	}
 	r.addTot(totKey{e.WorkspaceID, day, shard, ""}, c)
 	switch e.Type {
@@ -381,7 +427,10 @@ func (r *rollup) event(e *heldsway.StorefrontEvent) error {
 			if r.pages == nil {
 				r.pages = map[pageKey]int64{}
 			}
-			r.pages[pageKey{e.WorkspaceID, day, e.Host, e.Path, prog, aff, link}]++
+			r.pages[pageKey{e.WorkspaceID, day, e.Host, e.Path, allDims, allDims, allDims}]++
+			if aff != 0 {
+				r.pages[pageKey{e.WorkspaceID, day, e.Host, e.Path, prog, aff, link}]++
+			}
 		}
 	case heldsway.EventProductView, heldsway.EventAddToCart, heldsway.EventRemoveFromCart:
 		if e.ProductID == "" {
@@ -390,18 +439,24 @@ func (r *rollup) event(e *heldsway.StorefrontEvent) error {
 		if r.prods == nil {
 			r.prods = map[prodKey]*prodVal{}
 		}
-		k := prodKey{e.WorkspaceID, day, e.ProductID, prog, aff, link}
-		p := r.prods[k]
-		if p == nil {
-			p = &prodVal{}
-			r.prods[k] = p
+		r.addProd(prodKey{e.WorkspaceID, day, e.ProductID, allDims, allDims, allDims}, e.ProductName, c)
+		if aff != 0 {
+			r.addProd(prodKey{e.WorkspaceID, day, e.ProductID, prog, aff, link}, e.ProductName, c)
 		}
-		p.name = max(p.name, e.ProductName)
-		p.views += c.ProductViews
-		p.adds += c.AddToCarts
-		p.removes += c.RemoveFromCarts
 	}
 	return nil
+}
+
+func (r *rollup) addProd(k prodKey, name string, c heldsway.Counts) {
+	p := r.prods[k]
+	if p == nil {
+		p = &prodVal{}
+		r.prods[k] = p
+	}
+	p.name = max(p.name, name)
+	p.views += c.ProductViews
+	p.adds += c.AddToCarts
+	p.removes += c.RemoveFromCarts
 }
 
 // orderKey is where an order's figures go.
@@ -432,7 +487,7 @@ func (r *rollup) orderDelta(k orderKey, c heldsway.Counts) error {
 	}
 	day := heldsway.DayOf(k.convertedAt, loc)
 	if k.aff != 0 {
-		r.addDim(dimKey{k.ws, day, k.prog, k.aff, k.link, k.cur}, c)
+		r.addDim(dimKey{ws: k.ws, day: day, prog: k.prog, aff: k.aff, link: k.link, cur: k.cur}, c)
 	}
 	r.addTot(totKey{k.ws, day, orderShard(k.id), k.cur}, c)
 	return nil
@@ -463,27 +518,44 @@ func (r *rollup) flush() error {
 		return err
 	}
 	pg := r.s.Dialect.IsPostgres()
-	dims := sortedKeys(r.dims, cmpDim)
+	// Every day's change goes to the day and to the blocks holding it.
+	spans := make(map[dimKey]*heldsway.Counts, len(r.dims)*len(rollupSpans))
+	for k, c := range r.dims {
+		if c.IsZero() {
+			continue
+		}
+		for _, s := range rollupSpans {
+			k2 := k
+			k2.span, k2.day = s, spanStart(k.day, s)
+			if p := spans[k2]; p != nil {
+				p.Add(*c)
+			} else {
+				cc := *c
+				spans[k2] = &cc
+			}
+		}
+	}
+	dims := sortedKeys(spans, cmpDim)
 	if len(dims) > 0 {
 		if pg {
-			cols := make([]any, 6+len(countCols))
-			ws, day, prog, aff, link, cur := make([]int64, len(dims)), make([]int32, len(dims)), make([]int64, len(dims)),
-				make([]int64, len(dims)), make([]int64, len(dims)), make([]string, len(dims))
+			cols := make([]any, 7+len(countCols))
+			ws, span, day, prog, aff, link, cur := make([]int64, len(dims)), make([]int32, len(dims)), make([]int32, len(dims)),
+				make([]int64, len(dims)), make([]int64, len(dims)), make([]int64, len(dims)), make([]string, len(dims))
 			counts := countArrays(len(dims))
 			for i, k := range dims {
-				ws[i], day[i], prog[i], aff[i], link[i], cur[i] = k.ws, int32(k.day), k.prog, k.aff, k.link, k.cur
-				fillCounts(counts, i, r.dims[k])
+				ws[i], span[i], day[i], prog[i], aff[i], link[i], cur[i] = k.ws, int32(k.span), int32(k.day), k.prog, k.aff, k.link, k.cur
+				fillCounts(counts, i, spans[k])
 			}
-			cols[0], cols[1], cols[2], cols[3], cols[4], cols[5] = ws, day, prog, aff, link, cur
+			cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6] = ws, span, day, prog, aff, link, cur
 			for j := range counts {
-				cols[6+j] = counts[j]
+				cols[7+j] = counts[j]
 			}
 			if _, err := r.tx.ExecContext(r.ctx, qRollupDimPG, cols...); err != nil {
 				return err
 			}
 		} else {
 			for _, k := range dims {
-				args := append([]any{k.ws, int32(k.day), k.prog, k.aff, k.link, k.cur}, countArgs(r.dims[k])...)
+				args := append([]any{k.ws, k.span, int32(k.day), k.prog, k.aff, k.link, k.cur}, countArgs(spans[k])...)
 				if _, err := r.exec(qRollupDim, args...); err != nil {
 					return err
 				}
@@ -532,7 +604,7 @@ func (r *rollup) flushSessions() error {
 		if k.aff == 0 {
 			r.addTot(totKey{k.ws, k.day, k.shard, ""}, one)
 		} else {
-			r.addDim(dimKey{k.ws, k.day, k.prog, k.aff, k.link, ""}, one)
+			r.addDim(dimKey{ws: k.ws, day: k.day, prog: k.prog, aff: k.aff, link: k.link}, one)
 		}
 	}
 	if !r.s.Dialect.IsPostgres() {
@@ -630,8 +702,19 @@ func (r *rollup) flushProducts() error {
 func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
 	keys := make([]K, 0, len(m))
 	for k, v := range m {
-		if c, ok := any(v).(*heldsway.Counts); ok && c.IsZero() {
-			continue
+		switch x := any(v).(type) {
+		case *heldsway.Counts:
+			if x.IsZero() {
+				continue
+			}
+		case int64:
+			if x == 0 {
+				continue
+			}
+		case *prodVal:
+			if x.views == 0 && x.adds == 0 && x.removes == 0 {
+				continue
+			}
 		}
 		keys = append(keys, k)
 	}

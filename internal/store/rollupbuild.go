@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"time"
 
 	"github.com/heldsway/heldsway/internal/heldsway"
@@ -158,13 +159,14 @@ func (s *Store) rebuildDay(ctx context.Context, wsID int64, d heldsway.Day, tzNa
 		if tz != tzName {
 			return heldsway.Errorf(heldsway.ECONFLICT, "Another rebuild changed the workspace's rollup time zone to %s; run the rebuild again.", tz)
 		}
-		for _, t := range rollupTables {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+t+` WHERE workspace_id = $1 AND day = $2`, wsID, int32(d)); err != nil {
-				return err
-			}
-		}
+		// The day's rows hold what writers added since the first transaction
+		// deleted everything: the recomputation writes the difference, so
+		// the 4-, 16- and 64-day blocks holding the day get it too.
 		r := s.newRollup(ctx, tx, nil)
 		r.locs[wsID] = loc
+		if err := r.subtractDay(wsID, d); err != nil {
+			return err
+		}
 
 		rows, err := tx.QueryContext(ctx, `SELECT program_id, affiliate_id, link_id, created_at FROM clicks
 			WHERE workspace_id = $1 AND created_at >= $2 AND created_at < $3`, wsID, start, end)
@@ -279,4 +281,96 @@ func rollupOrders(ctx context.Context, tx *sql.Tx, wsID, start, end int64) ([]*h
 		}
 	}
 	return out, rows.Err()
+}
+
+// subtractDay adds minus the current rows of day d (rollup_daily at span 1,
+// rollup_totals, rollup_pages, rollup_products) to r and deletes the day's
+// session marks, so that r, once fed the day's raw events, writes the
+// difference between the day recomputed and the day as it stands.
+func (r *rollup) subtractDay(wsID int64, d heldsway.Day) error {
+	ctx, tx := r.ctx, r.tx
+	if _, err := tx.ExecContext(ctx, `DELETE FROM rollup_sessions WHERE workspace_id = $1 AND day = $2`, wsID, int32(d)); err != nil {
+		return err
+	}
+	cols := strings.Join(countCols, ", ")
+	rows, err := tx.QueryContext(ctx, `SELECT program_id, affiliate_id, link_id, currency, `+cols+` FROM rollup_daily
+		WHERE workspace_id = $1 AND span = 1 AND day = $2`, wsID, int32(d))
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		k := dimKey{ws: wsID, day: d}
+		c, err := scanCounts(rows, &k.prog, &k.aff, &k.link, &k.cur)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		var neg heldsway.Counts
+		neg.Sub(c)
+		r.addDim(k, neg)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT shard, currency, `+cols+` FROM rollup_totals WHERE workspace_id = $1 AND day = $2`, wsID, int32(d))
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		k := totKey{ws: wsID, day: d}
+		c, err := scanCounts(rows, &k.shard, &k.cur)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		var neg heldsway.Counts
+		neg.Sub(c)
+		r.addTot(k, neg)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT host, path, program_id, affiliate_id, link_id, pageviews FROM rollup_pages
+		WHERE workspace_id = $1 AND day = $2`, wsID, int32(d))
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		k := pageKey{ws: wsID, day: d}
+		var n int64
+		if err := rows.Scan(&k.host, &k.path, &k.prog, &k.aff, &k.link, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		if r.pages == nil {
+			r.pages = map[pageKey]int64{}
+		}
+		r.pages[k] -= n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT product_id, program_id, affiliate_id, link_id, product_views, add_to_carts,
+		remove_from_carts FROM rollup_products WHERE workspace_id = $1 AND day = $2`, wsID, int32(d))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		k := prodKey{ws: wsID, day: d}
+		var c heldsway.Counts
+		if err := rows.Scan(&k.product, &k.prog, &k.aff, &k.link, &c.ProductViews, &c.AddToCarts, &c.RemoveFromCarts); err != nil {
+			return err
+		}
+		if r.prods == nil {
+			r.prods = map[prodKey]*prodVal{}
+		}
+		var neg heldsway.Counts
+		neg.Sub(c)
+		r.addProd(k, "", neg)
+	}
+	return rows.Err()
 }

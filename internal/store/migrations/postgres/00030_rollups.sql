@@ -23,8 +23,16 @@ CREATE TABLE rollup_state (
 -- for attributed events only: clicks, the storefront events of attributed
 -- visitors and attributed orders. currency is '' on rows of non-money counts
 -- (clicks, events), the order's currency on rows of orders.
+--
+-- Each change is kept at four spans: the day itself (span 1) and the blocks of
+-- 4, 16 and 64 days holding it (day = the block's first day; blocks are
+-- aligned on days since 1970-01-01). A range of days reads the fewest blocks
+-- that cover it, about ten for 90 days instead of 90 days of rows: a top-N
+-- table over thousands of affiliates then reads thousands of rows, not
+-- hundreds of thousands.
 CREATE TABLE rollup_daily (
     workspace_id        BIGINT NOT NULL,
+    span                INTEGER NOT NULL,  -- 1, 4, 16 or 64 days
     day                 INTEGER NOT NULL,
     program_id          BIGINT NOT NULL,
     affiliate_id        BIGINT NOT NULL,
@@ -44,10 +52,10 @@ CREATE TABLE rollup_daily (
     commission_pending  BIGINT NOT NULL DEFAULT 0,
     commission_approved BIGINT NOT NULL DEFAULT 0,
     commission_paid     BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (workspace_id, day, program_id, affiliate_id, link_id, currency)
+    PRIMARY KEY (workspace_id, span, day, program_id, affiliate_id, link_id, currency)
 ) WITH (fillfactor = 80); -- room for HOT updates of the counters
-CREATE INDEX rollup_daily_affiliate ON rollup_daily (workspace_id, affiliate_id, day);
-CREATE INDEX rollup_daily_link ON rollup_daily (workspace_id, link_id, day);
+CREATE INDEX rollup_daily_affiliate ON rollup_daily (workspace_id, affiliate_id, span, day);
+CREATE INDEX rollup_daily_link ON rollup_daily (workspace_id, link_id, span, day);
 
 -- Workspace totals of every event, attributed or not. shard spreads one day's
 -- writers over 16 rows so concurrent transactions (PostgreSQL) rarely wait on
@@ -89,7 +97,9 @@ CREATE TABLE rollup_sessions (
     PRIMARY KEY (workspace_id, day, session_id, program_id, affiliate_id, link_id)
 );
 
--- Pageviews per page (host + path) and dimensions (0: unattributed).
+-- Pageviews per page (host + path): one row with program, affiliate and link
+-- -1 for every pageview (what unfiltered tables read), and one with the
+-- dimensions for an attributed one.
 CREATE TABLE rollup_pages (
     workspace_id BIGINT NOT NULL,
     day          INTEGER NOT NULL,
@@ -102,8 +112,9 @@ CREATE TABLE rollup_pages (
     PRIMARY KEY (workspace_id, day, host, path, program_id, affiliate_id, link_id)
 ) WITH (fillfactor = 80); -- room for HOT updates of the counters
 
--- Product events per product and dimensions. product_name is the greatest
--- name reported that day (order-independent, so a rebuild finds the same).
+-- Product events per product, with -1 and dimension rows as rollup_pages.
+-- product_name is the greatest name reported that day (order-independent, so
+-- a rebuild finds the same).
 CREATE TABLE rollup_products (
     workspace_id      BIGINT NOT NULL,
     day               INTEGER NOT NULL,
