@@ -49,10 +49,12 @@ Commands:
   workspace  deactivate|activate --id N   deactivate or reactivate a workspace
   key        create --workspace ID --name N --scopes s1,s2 [--expires-at RFC3339] [--rate-limit N]
   key        revoke --id N
+  rollups    rebuild [--workspace ID]     recompute analytics rollups from raw events (all
+                                          workspaces by default), in each workspace's time zone
   openapi                                 print the OpenAPI 3.1 document
   version                                 print the version
 
-serve, migrate, workspace and key take --db (a postgres:// URL or a SQLite file
+serve, migrate, workspace, key and rollups take --db (a postgres:// URL or a SQLite file
 path; default $HELDSWAY_DATABASE_URL, else ./heldsway.db) and --json; version
 takes --json; openapi always prints JSON.
 `
@@ -86,6 +88,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runWorkspace(ctx, rest, getenv, stdout)
 	case "key":
 		return runKey(ctx, rest, getenv, stdout)
+	case "rollups":
+		return runRollups(ctx, rest, getenv, stdout)
 	case "version", "--version", "-v":
 		fs := newFlags("version")
 		asJSON := fs.Bool("json", false, "print JSON")

@@ -209,8 +209,8 @@ type linkStatsView struct {
 	Revenue        []currencyAmountView `json:"revenue" nullable:"false" doc:"Per currency (by code), the totals of the counted orders net of refunds. Empty when there are none."`
 	Commission     []currencyAmountView `json:"commission" nullable:"false" doc:"Per currency, the commissions of the counted orders (every tier) that are pending, approved or paid, net of refund reversals; the same currencies as revenue."`
 	ConversionRate Rate                 `json:"conversion_rate" doc:"conversions ÷ clicks × 100, half-up to two decimals; 0 when there are no clicks. May exceed 100 when clicks lead to several orders."`
-	From           string               `json:"from" format:"date" example:"2026-10-02" doc:"First day of the range (UTC), inclusive."`
-	To             string               `json:"to" format:"date" example:"2026-11-01" doc:"Last day of the range (UTC), inclusive."`
+	From           string               `json:"from" format:"date" example:"2026-10-02" doc:"First day of the range (the workspace's analytics time zone), inclusive."`
+	To             string               `json:"to" format:"date" example:"2026-11-01" doc:"Last day of the range, inclusive."`
 }
 
 type linkStatsInput struct {
@@ -219,22 +219,13 @@ type linkStatsInput struct {
 }
 
 func (s *Server) handleLinkStats(ctx context.Context, in *linkStatsInput) (*Out[linkStatsView], error) {
-	from, to, err := in.DateRange.bounds()
+	// The analytics range rules and time zone: the figures are the analytics
+	// figures with link_id, so both endpoints agree.
+	sc, err := s.scope(ctx, in.From, in.To, "", heldsway.AnalyticsFilter{}, true)
 	if err != nil {
 		return nil, err
 	}
-	fromDay, toDay, _, _ := heldsway.MetricsRange(from, to, s.Store.Now())
-	fe := heldsway.FieldErrors{}
-	if today := s.Store.Now().UTC().Truncate(24 * time.Hour); toDay.After(today) {
-		fe.Add("to", "The to field must be a date before or equal to today.")
-	}
-	if fromDay.After(toDay) {
-		fe.Add("from", "The from field must be a date before or equal to to.")
-	}
-	if err := fe.Err(); err != nil {
-		return nil, err
-	}
-	st, err := s.Store.LinkStats(ctx, principal(ctx).Workspace.ID, in.ID, fromDay, toDay)
+	st, err := s.Store.LinkStats(ctx, sc.ws, in.ID, sc.from, sc.to)
 	if err != nil {
 		return nil, err
 	}

@@ -56,6 +56,8 @@ func (s *Server) routesInit() {
 	s.routesStorefront()
 	s.routesPayouts()
 	s.routesPayoutRuns()
+	s.routesAnalytics()
+	s.routesReports()
 }
 
 // routesPrograms: programs. Program configuration is settings, so the scopes

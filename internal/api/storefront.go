@@ -116,7 +116,7 @@ func (sf *storefront) record(ctx context.Context, typ string, tc *TrackContext, 
 		e := &evs[i]
 		e.WorkspaceID, e.Type, e.VisitorID, e.SessionID = base.WorkspaceID, typ, base.VisitorID, base.SessionID
 		if typ != heldsway.EventOrder { // an order row carries the order's own attribution
-			e.AffiliateID, e.LinkID = base.AffiliateID, base.LinkID
+			e.AffiliateID, e.LinkID, e.ProgramID = base.AffiliateID, base.LinkID, base.ProgramID
 		}
 		e.Host, e.Path, e.Referrer, e.UTM = base.Host, base.Path, base.Referrer, base.UTM
 		e.UserAgent, e.CreatedAt = base.UserAgent, base.CreatedAt
@@ -151,7 +151,7 @@ func (sf *storefront) prepare(ctx context.Context, typ string, tc *TrackContext)
 		case err != nil:
 			return nil, base, false, err
 		case c.InWindow(now):
-			base.AffiliateID = &c.AffiliateID
+			base.AffiliateID, base.ProgramID = &c.AffiliateID, &c.ProgramID
 			if c.LinkID != 0 {
 				base.LinkID = &c.LinkID
 			}

@@ -271,7 +271,7 @@ func (sf *storefront) handleOrder(ctx context.Context, in *trackOrderInput) (*Ou
 	// already recorded: a failure here is logged, not answered.
 	ev := heldsway.StorefrontEvent{OrderID: o.OrderID, Amount: &o.Total, Currency: o.Currency}
 	if data.AffiliateID != nil { // the order's attribution, not the click's guess
-		ev.AffiliateID, ev.LinkID = data.AffiliateID, o.LinkID
+		ev.AffiliateID, ev.LinkID, ev.ProgramID = data.AffiliateID, o.LinkID, o.ProgramID
 		if ev.LinkID != nil && *ev.LinkID == 0 {
 			ev.LinkID = nil
 		}

@@ -48,6 +48,7 @@ type StorefrontEvent struct {
 	SessionID   string
 	AffiliateID *int64
 	LinkID      *int64
+	ProgramID   *int64 // the attributing click's program
 	Host        string
 	Path        string
 	Referrer    string

@@ -239,6 +239,7 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 	slices.SortFunc(keys, func(a, b linkKey) int { return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.id, b.id)) })
 
 	var insert, count *sql.Stmt
+	var prepared map[string]*sql.Stmt
 	if !s.Dialect.IsPostgres() {
 		var err error
 		if insert, err = s.writerStmt(ctx, insertClickSQL); err != nil {
@@ -247,6 +248,20 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 		if count, err = s.writerStmt(ctx, countClicksSQL); err != nil {
 			return err
 		}
+		if prepared, err = s.rollupStmts(ctx); err != nil {
+			return err
+		}
+	}
+	// The daily rollups count the batch in the same transaction: one row
+	// update per link and day, whatever the batch's size.
+	rollup := func(tx *sql.Tx) error {
+		r := s.newRollup(ctx, tx, prepared)
+		for i := range clicks {
+			if err := r.click(&clicks[i]); err != nil {
+				return err
+			}
+		}
+		return r.flush()
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if s.Dialect.IsPostgres() {
@@ -258,7 +273,7 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 					return err
 				}
 			}
-			return nil
+			return rollup(tx)
 		}
 		ins := tx.StmtContext(ctx, insert) // the writer's one connection has it prepared
 		defer ins.Close()
@@ -280,7 +295,7 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 				return err
 			}
 		}
-		return nil
+		return rollup(tx)
 	})
 }
 

@@ -239,6 +239,7 @@ type convQ struct {
 	precheck bool
 	prepared map[string]*sql.Stmt // by text, on the writer connection; nil on PostgreSQL
 	bound    map[string]*sql.Stmt // the prepared statements bound to tx, made on first use
+	rollup   *rollup              // the transaction's rollup changes, flushed by its owner before the commit
 }
 
 // prepareConv returns the conversion's statements prepared on the writer
@@ -375,6 +376,9 @@ func (s *Store) createConversion(q *convQ, wsID int64, in *heldsway.ConversionIn
 		if errors.As(err, &he) && he.Code == heldsway.ECONFLICT && !q.precheck {
 			return nil, err // the duplicate found by the insert itself: nothing written before it matters, the transaction rolls back
 		}
+		return nil, convWriteError{err}
+	}
+	if err := q.rollup.orderChange(nil, o); err != nil {
 		return nil, convWriteError{err}
 	}
 	return o, nil

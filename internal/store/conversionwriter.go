@@ -71,9 +71,12 @@ func (s *Store) recordConversion(ctx context.Context, wsID int64, in *heldsway.C
 	if s.Dialect.IsPostgres() {
 		var o *heldsway.Order
 		err := s.tx(ctx, func(tx *sql.Tx) error {
+			q := &convQ{ctx: ctx, tx: tx, rollup: s.newRollup(ctx, tx, nil)}
 			var err error
-			o, err = s.createConversion(&convQ{ctx: ctx, tx: tx}, wsID, in, now)
-			return err
+			if o, err = s.createConversion(q, wsID, in, now); err != nil {
+				return err
+			}
+			return q.rollup.flush()
 		})
 		return o, unwrapWrite(err)
 	}
@@ -198,9 +201,14 @@ func (w *convWriter) record(batch []*convReq) error {
 	if err != nil {
 		return err
 	}
+	rollupPrepared, err := s.rollupStmts(ctx)
+	if err != nil {
+		return err
+	}
 	deadline, _ := ctx.Deadline()
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		q := &convQ{ctx: ctx, tx: tx, prepared: prepared, precheck: true}
+		// The batch's rollups are flushed once, after its last conversion.
+		q := &convQ{ctx: ctx, tx: tx, prepared: prepared, precheck: true, rollup: s.newRollup(ctx, tx, rollupPrepared)}
 		for _, r := range batch {
 			if err := r.ctx.Err(); err != nil {
 				r.err = unavailable(err) // the caller left before its turn
@@ -218,7 +226,7 @@ func (w *convWriter) record(batch []*convReq) error {
 			}
 		}
 		q.ctx = ctx
-		return nil
+		return q.rollup.flush()
 	})
 }
 

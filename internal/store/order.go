@@ -675,6 +675,13 @@ func (s *Store) reviewOrder(ctx context.Context, tx *sql.Tx, wsID, id int64, app
 			return nil, err
 		}
 	}
+	r := s.newRollup(ctx, tx, nil)
+	if err := r.orderChange(before, after); err != nil {
+		return nil, err
+	}
+	if err := r.flush(); err != nil {
+		return nil, err
+	}
 	return after, nil
 }
 
@@ -882,6 +889,13 @@ func (s *Store) refundOrder(ctx context.Context, tx *sql.Tx, wsID, id int64, amo
 		if err := s.event(ctx, tx, wsID, "commission.reversed", "commission", c.ID, line); err != nil {
 			return false, err
 		}
+	}
+	r := s.newRollup(ctx, tx, nil)
+	if err := r.orderChange(before, after); err != nil {
+		return false, err
+	}
+	if err := r.flush(); err != nil {
+		return false, err
 	}
 	*out = after
 	return true, nil

@@ -193,9 +193,18 @@ func (s *Store) CompletePayout(ctx context.Context, wsID, id int64, externalRef 
 		if err != nil {
 			return err
 		}
+		// The commissions move from approved to paid in the rollups of their
+		// orders' days.
+		r := s.newRollup(ctx, tx, nil)
+		if err := payoutRollup(ctx, tx, r, wsID, id); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE commissions SET status = 'paid', updated_at = $1
 			WHERE workspace_id = $2 AND status = 'approved'
 			AND id IN (SELECT commission_id FROM payout_items WHERE payout_id = $3)`, now, wsID, id); err != nil {
+			return err
+		}
+		if err := r.flush(); err != nil {
 			return err
 		}
 		out = after
@@ -205,6 +214,48 @@ func (s *Store) CompletePayout(ctx context.Context, wsID, id int64, externalRef 
 		return nil, err
 	}
 	return out, nil
+}
+
+// payoutRollup adds to r the commissions that completing payout id marks
+// paid (the same selection as its UPDATE), before the UPDATE.
+func payoutRollup(ctx context.Context, tx *sql.Tx, r *rollup, wsID, id int64) error {
+	rows, err := tx.QueryContext(ctx, `SELECT o.id, o.converted_at, o.program_id, o.affiliate_id, o.link_id, o.currency,
+		o.status, c.amount - c.reversed_amount
+		FROM commissions c JOIN orders o ON o.workspace_id = c.workspace_id AND o.id = c.order_id
+		WHERE c.workspace_id = $1 AND c.status = 'approved'
+		AND c.id IN (SELECT commission_id FROM payout_items WHERE payout_id = $2)`, wsID, id)
+	if err != nil {
+		return err
+	}
+	type line struct {
+		k      orderKey
+		status string
+		net    int64
+	}
+	var lines []line
+	for rows.Next() {
+		var (
+			l               line
+			at              int64
+			prog, aff, link sql.NullInt64
+		)
+		if err := rows.Scan(&l.k.id, &at, &prog, &aff, &link, &l.k.cur, &l.status, &l.net); err != nil {
+			rows.Close()
+			return err
+		}
+		l.k.ws, l.k.convertedAt, l.k.prog, l.k.aff, l.k.link = wsID, fromTS(at), prog.Int64, aff.Int64, link.Int64
+		lines = append(lines, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, l := range lines {
+		if err := r.commissionStatus(l.k, l.status, l.net, heldsway.CommissionApproved, heldsway.CommissionPaid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // FailPayout moves a pending or processing payout to failed (failed_at;

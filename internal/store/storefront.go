@@ -18,7 +18,7 @@ import (
 var _ heldsway.StorefrontStore = (*Store)(nil)
 
 // sfCols is the column count of one storefront_events row, in insert order.
-const sfCols = 26
+const sfCols = 27
 
 // sfInsertMax caps the rows of one INSERT: a cart event has at most
 // heldsway.StorefrontMaxItems rows; 26 parameters a row stays far below both
@@ -35,7 +35,7 @@ func sfInsert(n int) string {
 	b.WriteString(`INSERT INTO storefront_events (workspace_id, type, visitor_id, session_id, affiliate_id, link_id,
 		host, path, referrer, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
 		product_id, product_name, category, amount, currency, quantity, cart_id, order_id, email, customer_id,
-		user_agent, created_at) VALUES `)
+		user_agent, created_at, program_id) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -54,14 +54,24 @@ func sfInsert(n int) string {
 	return q
 }
 
-// InsertStorefrontEvents writes events in one transaction. Events are
-// telemetry, not changes of a resource: they get no audit entry or event
-// (like clicks).
+// InsertStorefrontEvents writes events in one transaction, with their daily
+// rollups. Events are telemetry, not changes of a resource: they get no audit
+// entry or event (like clicks).
 func (s *Store) InsertStorefrontEvents(ctx context.Context, events []heldsway.StorefrontEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
+	prepared, err := s.rollupStmts(ctx)
+	if err != nil {
+		return err
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		r := s.newRollup(ctx, tx, prepared)
+		for i := range events {
+			if err := r.event(&events[i]); err != nil {
+				return err
+			}
+		}
 		for rest := events; len(rest) > 0; {
 			n := min(len(rest), sfInsertMax)
 			args := make([]any, 0, n*sfCols)
@@ -72,14 +82,14 @@ func (s *Store) InsertStorefrontEvents(ctx context.Context, events []heldsway.St
 					nullStr(e.UTM.Campaign), nullStr(e.UTM.Term), nullStr(e.UTM.Content),
 					nullStr(e.ProductID), nullStr(e.ProductName), nullStr(e.Category), nullInt(e.Amount), nullStr(e.Currency),
 					nullInt(e.Quantity), nullStr(e.CartID), nullStr(e.OrderID), nullStr(e.Email), nullStr(e.CustomerID),
-					nullStr(e.UserAgent), ts(e.CreatedAt))
+					nullStr(e.UserAgent), ts(e.CreatedAt), nullInt(e.ProgramID))
 			}
 			if _, err := tx.ExecContext(ctx, sfInsert(n), args...); err != nil {
 				return err
 			}
 			rest = rest[n:]
 		}
-		return nil
+		return r.flush()
 	})
 }
 

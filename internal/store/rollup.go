@@ -1,0 +1,750 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heldsway/heldsway/internal/heldsway"
+)
+
+// Daily rollups (migration 00030), kept in the transaction of the events they
+// count. A write path creates a rollup on its transaction, adds what each
+// event (or each change of an order) contributes, and flushes it last, just
+// before the commit: one upsert per key per transaction, so a batch of 50
+// clicks through one link costs one row update per table, not 50.
+//
+// Lock order (PostgreSQL): a writer first takes KEY SHARE on the
+// workspace's rollup_state row (read for the time zone), then, at flush, the
+// rollup rows in one sorted order per table and the tables in one order, so
+// concurrent writers never deadlock on rollups. A rebuild takes the
+// rollup_state row FOR UPDATE, so it waits for the writers in flight and
+// they wait for it. Flushing last keeps the row locks only for the commit.
+
+// rollupShards spreads a day's workspace totals over this many rows.
+const rollupShards = 16
+
+// countCols are the counter columns in the order of heldsway.Counts.Fields.
+var countCols = []string{"clicks", "events", "pageviews", "sessions", "product_views", "add_to_carts",
+	"remove_from_carts", "checkouts", "thank_you_views", "conversions", "revenue", "commission_pending",
+	"commission_approved", "commission_paid"}
+
+// dimKey is a row of rollup_daily. The write paths add at span 0 (the day);
+// flush writes each change at every span of rollupSpans.
+type dimKey struct {
+	ws              int64
+	span            int
+	day             heldsway.Day
+	prog, aff, link int64
+	cur             string
+}
+
+type totKey struct {
+	ws    int64
+	day   heldsway.Day
+	shard int
+	cur   string
+}
+
+// sessKey is a session seen on a day; aff 0 (and prog, link 0) is the
+// workspace total's marker, other values the dimensions of rollup_daily.
+type sessKey struct {
+	ws              int64
+	day             heldsway.Day
+	session         string
+	prog, aff, link int64
+	shard           int // the workspace total's shard, for the marker
+}
+
+type pageKey struct {
+	ws              int64
+	day             heldsway.Day
+	host, path      string
+	prog, aff, link int64
+}
+
+type prodKey struct {
+	ws              int64
+	day             heldsway.Day
+	product         string
+	prog, aff, link int64
+}
+
+type prodVal struct {
+	name                 string
+	views, adds, removes int64
+}
+
+func cmpDim(a, b dimKey) int {
+	return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.span, b.span), cmp.Compare(a.day, b.day), cmp.Compare(a.prog, b.prog),
+		cmp.Compare(a.aff, b.aff), cmp.Compare(a.link, b.link), cmp.Compare(a.cur, b.cur))
+}
+
+func cmpTot(a, b totKey) int {
+	return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.day, b.day), cmp.Compare(a.shard, b.shard), cmp.Compare(a.cur, b.cur))
+}
+
+func cmpSess(a, b sessKey) int {
+	return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.day, b.day), cmp.Compare(a.session, b.session),
+		cmp.Compare(a.prog, b.prog), cmp.Compare(a.aff, b.aff), cmp.Compare(a.link, b.link))
+}
+
+func cmpPage(a, b pageKey) int {
+	return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.day, b.day), cmp.Compare(a.host, b.host), cmp.Compare(a.path, b.path),
+		cmp.Compare(a.prog, b.prog), cmp.Compare(a.aff, b.aff), cmp.Compare(a.link, b.link))
+}
+
+func cmpProd(a, b prodKey) int {
+	return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.day, b.day), cmp.Compare(a.product, b.product),
+		cmp.Compare(a.prog, b.prog), cmp.Compare(a.aff, b.aff), cmp.Compare(a.link, b.link))
+}
+
+// rollupSpans are the block lengths rollup_daily keeps, largest first.
+var rollupSpans = []int{64, 16, 4, 1}
+
+// epochDay numbers a day: days since 1970-01-01.
+func epochDay(d heldsway.Day) int64 { return d.Date().Unix() / 86400 }
+
+func dayOfEpoch(n int64) heldsway.Day { return heldsway.DayFromDate(time.Unix(n*86400, 0).UTC()) }
+
+// spanStart is the first day of the span-day block holding d.
+func spanStart(d heldsway.Day, span int) heldsway.Day {
+	if span == 1 {
+		return d
+	}
+	n := epochDay(d)
+	return dayOfEpoch(n - n%int64(span))
+}
+
+// block is one row range of rollup_daily: span days from start.
+type block struct {
+	span  int
+	start heldsway.Day
+}
+
+// blocks covers [from, to] with the fewest aligned blocks, greedily from
+// from: the largest span that starts there and ends by to.
+func blocks(from, to heldsway.Day) []block {
+	var out []block
+	for n, end := epochDay(from), epochDay(to); n <= end; {
+		for _, s := range rollupSpans {
+			if n%int64(s) == 0 && n+int64(s)-1 <= end {
+				out = append(out, block{s, dayOfEpoch(n)})
+				n += int64(s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// allDims marks the rows of rollup_pages and rollup_products that count
+// every event, attributed or not.
+const allDims = -1
+
+// sessionShard is the workspace-total shard of a storefront session.
+func sessionShard(session string) int {
+	h := fnv.New32a()
+	h.Write([]byte(session))
+	return int(h.Sum32() % rollupShards)
+}
+
+// orderShard is the workspace-total shard of an order.
+func orderShard(orderID int64) int { return int(orderID % rollupShards) }
+
+var locations sync.Map // time zone name → *time.Location
+
+// loadLocation is time.LoadLocation, cached. An unknown name (never stored:
+// the setting is validated) falls back to UTC.
+func loadLocation(name string) *time.Location {
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location)
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		l = time.UTC
+	}
+	locations.Store(name, l)
+	return l
+}
+
+// The rollup statements. SQLite runs the single-row forms, prepared on the
+// writer connection where the caller can prepare outside its transaction
+// (rollupStmts); PostgreSQL sends each table's rows as arrays in one
+// statement.
+var (
+	qRollupState = `SELECT timezone FROM rollup_state WHERE workspace_id = $1`
+	// A workspace's first event pins its rollups to its current time zone.
+	qRollupStateInit = `INSERT INTO rollup_state (workspace_id, timezone)
+		VALUES ($1, COALESCE((SELECT timezone FROM workspace_settings WHERE workspace_id = $1), 'UTC'))
+		ON CONFLICT (workspace_id) DO NOTHING`
+	qRollupDim      = upsertOne("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency"}, countCols)
+	qRollupTot      = upsertOne("rollup_totals", []string{"workspace_id", "day", "shard", "currency"}, countCols)
+	qRollupPage     = upsertOne("rollup_pages", []string{"workspace_id", "day", "host", "path", "program_id", "affiliate_id", "link_id"}, []string{"pageviews"})
+	qRollupProdHead = `INSERT INTO rollup_products (workspace_id, day, product_id, program_id, affiliate_id, link_id,
+		product_name, product_views, add_to_carts, remove_from_carts) `
+	qRollupSession = `INSERT INTO rollup_sessions (workspace_id, day, session_id, program_id, affiliate_id, link_id)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`
+	qRollupDimPG = upsertArrays("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency"},
+		[]string{"bigint", "integer", "integer", "bigint", "bigint", "bigint", "text"}, countCols)
+	qRollupTotPG = upsertArrays("rollup_totals", []string{"workspace_id", "day", "shard", "currency"},
+		[]string{"bigint", "integer", "integer", "text"}, countCols)
+	qRollupPagePG = upsertArrays("rollup_pages", []string{"workspace_id", "day", "host", "path", "program_id", "affiliate_id", "link_id"},
+		[]string{"bigint", "integer", "text", "text", "bigint", "bigint", "bigint"}, []string{"pageviews"})
+	qRollupSessionPG = `INSERT INTO rollup_sessions (workspace_id, day, session_id, program_id, affiliate_id, link_id)
+		SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
+		ON CONFLICT DO NOTHING RETURNING workspace_id, day, session_id, program_id, affiliate_id, link_id`
+)
+
+// qRollupProd is the products upsert; the name kept is the greatest in
+// byte order on both engines (PostgreSQL compares with the "C" collation).
+func (d Dialect) qRollupProd() string {
+	values := `VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	collate := ""
+	if d.IsPostgres() {
+		values = `SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+			$7::text[], $8::bigint[], $9::bigint[], $10::bigint[])`
+		collate = ` COLLATE "C"`
+	}
+	return qRollupProdHead + values + ` ON CONFLICT (workspace_id, day, product_id, program_id, affiliate_id, link_id) DO UPDATE SET
+		product_views = rollup_products.product_views + excluded.product_views,
+		add_to_carts = rollup_products.add_to_carts + excluded.add_to_carts,
+		remove_from_carts = rollup_products.remove_from_carts + excluded.remove_from_carts,
+		product_name = CASE WHEN excluded.product_name` + collate + ` > rollup_products.product_name` + collate + `
+			THEN excluded.product_name ELSE rollup_products.product_name END`
+}
+
+// keyShare is the lock a writer takes on its workspace's rollup_state row:
+// PostgreSQL's weakest row lock, which only a rebuild's FOR UPDATE waits for.
+// SQLite has one writer at a time, so it needs none.
+func (d Dialect) keyShare() string {
+	if d.IsPostgres() {
+		return ` FOR KEY SHARE`
+	}
+	return ``
+}
+
+func upsertSet(table string, counters []string) string {
+	var b strings.Builder
+	for i, c := range counters {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(c + " = " + table + "." + c + " + excluded." + c)
+	}
+	return b.String()
+}
+
+func upsertOne(table string, keys, counters []string) string {
+	ph := make([]string, len(keys)+len(counters))
+	for i := range ph {
+		ph[i] = "$" + strconv.Itoa(i+1)
+	}
+	return `INSERT INTO ` + table + ` (` + strings.Join(keys, ", ") + `, ` + strings.Join(counters, ", ") + `) VALUES (` +
+		strings.Join(ph, ", ") + `) ON CONFLICT (` + strings.Join(keys, ", ") + `) DO UPDATE SET ` + upsertSet(table, counters)
+}
+
+func upsertArrays(table string, keys, keyTypes, counters []string) string {
+	ph := make([]string, 0, len(keys)+len(counters))
+	for i, t := range keyTypes {
+		ph = append(ph, "$"+strconv.Itoa(i+1)+"::"+t+"[]")
+	}
+	for i := range counters {
+		ph = append(ph, "$"+strconv.Itoa(len(keys)+i+1)+"::bigint[]")
+	}
+	return `INSERT INTO ` + table + ` (` + strings.Join(keys, ", ") + `, ` + strings.Join(counters, ", ") + `) SELECT * FROM unnest(` +
+		strings.Join(ph, ", ") + `) ON CONFLICT (` + strings.Join(keys, ", ") + `) DO UPDATE SET ` + upsertSet(table, counters)
+}
+
+// rollupQueries are the statements SQLite prepares on the writer connection.
+func (s *Store) rollupQueries() []string {
+	return []string{qRollupState + s.Dialect.keyShare(), qRollupStateInit, qRollupDim, qRollupTot, qRollupPage,
+		s.Dialect.qRollupProd(), qRollupSession}
+}
+
+// rollupStmts prepares the rollup statements on the writer connection (nil on
+// PostgreSQL). Like writerStmt it must run outside any transaction.
+func (s *Store) rollupStmts(ctx context.Context) (map[string]*sql.Stmt, error) {
+	if s.Dialect.IsPostgres() {
+		return nil, nil
+	}
+	out := map[string]*sql.Stmt{}
+	for _, q := range s.rollupQueries() {
+		st, err := s.writerStmt(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out[q] = st
+	}
+	return out, nil
+}
+
+// rollup accumulates one transaction's changes to the rollups.
+type rollup struct {
+	s        *Store
+	ctx      context.Context
+	tx       *sql.Tx
+	prepared map[string]*sql.Stmt // on the writer connection; nil: run the text
+	bound    map[string]*sql.Stmt
+	locs     map[int64]*time.Location
+	dims     map[dimKey]*heldsway.Counts
+	tots     map[totKey]*heldsway.Counts
+	sess     map[sessKey]bool
+	pages    map[pageKey]int64
+	prods    map[prodKey]*prodVal
+}
+
+// newRollup starts the rollup changes of tx. prepared may be nil.
+func (s *Store) newRollup(ctx context.Context, tx *sql.Tx, prepared map[string]*sql.Stmt) *rollup {
+	return &rollup{s: s, ctx: ctx, tx: tx, prepared: prepared, locs: map[int64]*time.Location{},
+		dims: map[dimKey]*heldsway.Counts{}, tots: map[totKey]*heldsway.Counts{}}
+}
+
+func (r *rollup) stmt(q string) *sql.Stmt {
+	st := r.prepared[q]
+	if st == nil {
+		return nil
+	}
+	if b := r.bound[q]; b != nil {
+		return b
+	}
+	if r.bound == nil {
+		r.bound = map[string]*sql.Stmt{}
+	}
+	b := r.tx.StmtContext(r.ctx, st)
+	r.bound[q] = b
+	return b
+}
+
+func (r *rollup) exec(q string, args ...any) (sql.Result, error) {
+	if st := r.stmt(q); st != nil {
+		return st.ExecContext(r.ctx, args...)
+	}
+	return r.tx.ExecContext(r.ctx, q, args...)
+}
+
+func (r *rollup) row(q string, args ...any) *sql.Row {
+	if st := r.stmt(q); st != nil {
+		return st.QueryRowContext(r.ctx, args...)
+	}
+	return r.tx.QueryRowContext(r.ctx, q, args...)
+}
+
+// loc returns the time zone of the workspace's rollups, pinning it on the
+// workspace's first event, and takes the writer's lock on rollup_state.
+func (r *rollup) loc(ws int64) (*time.Location, error) {
+	if l := r.locs[ws]; l != nil {
+		return l, nil
+	}
+	q := qRollupState + r.s.Dialect.keyShare()
+	var tz string
+	err := r.row(q, ws).Scan(&tz)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := r.exec(qRollupStateInit, ws); err != nil {
+			return nil, err
+		}
+		err = r.row(q, ws).Scan(&tz)
+	}
+	if err != nil {
+		return nil, err
+	}
+	l := loadLocation(tz)
+	r.locs[ws] = l
+	return l, nil
+}
+
+func (r *rollup) addDim(k dimKey, c heldsway.Counts) {
+	if p := r.dims[k]; p != nil {
+		p.Add(c)
+	} else {
+		r.dims[k] = &c
+	}
+}
+
+func (r *rollup) addTot(k totKey, c heldsway.Counts) {
+	if p := r.tots[k]; p != nil {
+		p.Add(c)
+	} else {
+		r.tots[k] = &c
+	}
+}
+
+// click adds a click.
+func (r *rollup) click(c *heldsway.Click) error {
+	loc, err := r.loc(c.WorkspaceID)
+	if err != nil {
+		return err
+	}
+	day := heldsway.DayOf(c.CreatedAt, loc)
+	cc := heldsway.ClickCounts()
+	r.addDim(dimKey{ws: c.WorkspaceID, day: day, prog: c.ProgramID, aff: c.AffiliateID, link: c.LinkID}, cc)
+	r.addTot(totKey{c.WorkspaceID, day, 0, ""}, cc)
+	return nil
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// event adds a stored storefront event row.
+func (r *rollup) event(e *heldsway.StorefrontEvent) error {
+	loc, err := r.loc(e.WorkspaceID)
+	if err != nil {
+		return err
+	}
+	day := heldsway.DayOf(e.CreatedAt, loc)
+	c := heldsway.StorefrontEventCounts(e.Type)
+	aff := deref(e.AffiliateID)
+	prog, link := deref(e.ProgramID), deref(e.LinkID)
+	if aff == 0 {
+		prog, link = 0, 0
+	}
+	shard := sessionShard(e.SessionID)
+	if aff != 0 {
+		r.addDim(dimKey{ws: e.WorkspaceID, day: day, prog: prog, aff: aff, link: link}, c)
+	}
+	r.addTot(totKey{e.WorkspaceID, day, shard, ""}, c)
+	switch e.Type {
+	case heldsway.EventPageview:
+		if r.sess == nil {
+			r.sess = map[sessKey]bool{}
+		}
+		r.sess[sessKey{ws: e.WorkspaceID, day: day, session: e.SessionID, shard: shard}] = true
+		if aff != 0 {
+			r.sess[sessKey{ws: e.WorkspaceID, day: day, session: e.SessionID, prog: prog, aff: aff, link: link}] = true
+		}
+		if e.Host != "" {
+			if r.pages == nil {
+				r.pages = map[pageKey]int64{}
+			}
+			r.pages[pageKey{e.WorkspaceID, day, e.Host, e.Path, allDims, allDims, allDims}]++
+			if aff != 0 {
+				r.pages[pageKey{e.WorkspaceID, day, e.Host, e.Path, prog, aff, link}]++
+			}
+		}
+	case heldsway.EventProductView, heldsway.EventAddToCart, heldsway.EventRemoveFromCart:
+		if e.ProductID == "" {
+			break
+		}
+		if r.prods == nil {
+			r.prods = map[prodKey]*prodVal{}
+		}
+		r.addProd(prodKey{e.WorkspaceID, day, e.ProductID, allDims, allDims, allDims}, e.ProductName, c)
+		if aff != 0 {
+			r.addProd(prodKey{e.WorkspaceID, day, e.ProductID, prog, aff, link}, e.ProductName, c)
+		}
+	}
+	return nil
+}
+
+func (r *rollup) addProd(k prodKey, name string, c heldsway.Counts) {
+	p := r.prods[k]
+	if p == nil {
+		p = &prodVal{}
+		r.prods[k] = p
+	}
+	p.name = max(p.name, name)
+	p.views += c.ProductViews
+	p.adds += c.AddToCarts
+	p.removes += c.RemoveFromCarts
+}
+
+// orderKey is where an order's figures go.
+type orderKey struct {
+	ws, id          int64
+	convertedAt     time.Time
+	prog, aff, link int64
+	cur             string
+}
+
+func orderKeyOf(o *heldsway.Order) orderKey {
+	k := orderKey{ws: o.WorkspaceID, id: o.ID, convertedAt: o.ConvertedAt, prog: deref(o.ProgramID), link: deref(o.LinkID), cur: o.Currency}
+	if o.Affiliate != nil {
+		k.aff = o.Affiliate.ID
+	}
+	return k
+}
+
+// orderDelta adds c (a change of what the order contributes) to the order's
+// rows: the dimensions when the order is attributed, and the workspace total.
+func (r *rollup) orderDelta(k orderKey, c heldsway.Counts) error {
+	if c.IsZero() {
+		return nil
+	}
+	loc, err := r.loc(k.ws)
+	if err != nil {
+		return err
+	}
+	day := heldsway.DayOf(k.convertedAt, loc)
+	if k.aff != 0 {
+		r.addDim(dimKey{ws: k.ws, day: day, prog: k.prog, aff: k.aff, link: k.link, cur: k.cur}, c)
+	}
+	r.addTot(totKey{k.ws, day, orderShard(k.id), k.cur}, c)
+	return nil
+}
+
+// orderChange adds the change from before (nil: a new order) to after.
+func (r *rollup) orderChange(before, after *heldsway.Order) error {
+	c := heldsway.OrderCountsOf(after)
+	if before != nil {
+		c.Sub(heldsway.OrderCountsOf(before))
+	}
+	return r.orderDelta(orderKeyOf(after), c)
+}
+
+// commissionStatus adds a commission's move from one status to another
+// (net unchanged) on an order of status orderStatus.
+func (r *rollup) commissionStatus(k orderKey, orderStatus string, net int64, from, to string) error {
+	c := heldsway.OrderCounts(orderStatus, 0, 0, []heldsway.CommissionLine{{Status: to, Net: net}})
+	c.Sub(heldsway.OrderCounts(orderStatus, 0, 0, []heldsway.CommissionLine{{Status: from, Net: net}}))
+	return r.orderDelta(k, c)
+}
+
+// flush writes the accumulated changes: the sessions first (they decide
+// the sessions counters), then each table in one order, each table's rows
+// sorted.
+func (r *rollup) flush() error {
+	if err := r.flushSessions(); err != nil {
+		return err
+	}
+	pg := r.s.Dialect.IsPostgres()
+	// Every day's change goes to the day and to the blocks holding it.
+	spans := make(map[dimKey]*heldsway.Counts, len(r.dims)*len(rollupSpans))
+	for k, c := range r.dims {
+		if c.IsZero() {
+			continue
+		}
+		for _, s := range rollupSpans {
+			k2 := k
+			k2.span, k2.day = s, spanStart(k.day, s)
+			if p := spans[k2]; p != nil {
+				p.Add(*c)
+			} else {
+				cc := *c
+				spans[k2] = &cc
+			}
+		}
+	}
+	dims := sortedKeys(spans, cmpDim)
+	if len(dims) > 0 {
+		if pg {
+			cols := make([]any, 7+len(countCols))
+			ws, span, day, prog, aff, link, cur := make([]int64, len(dims)), make([]int32, len(dims)), make([]int32, len(dims)),
+				make([]int64, len(dims)), make([]int64, len(dims)), make([]int64, len(dims)), make([]string, len(dims))
+			counts := countArrays(len(dims))
+			for i, k := range dims {
+				ws[i], span[i], day[i], prog[i], aff[i], link[i], cur[i] = k.ws, int32(k.span), int32(k.day), k.prog, k.aff, k.link, k.cur
+				fillCounts(counts, i, spans[k])
+			}
+			cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6] = ws, span, day, prog, aff, link, cur
+			for j := range counts {
+				cols[7+j] = counts[j]
+			}
+			if _, err := r.tx.ExecContext(r.ctx, qRollupDimPG, cols...); err != nil {
+				return err
+			}
+		} else {
+			for _, k := range dims {
+				args := append([]any{k.ws, k.span, int32(k.day), k.prog, k.aff, k.link, k.cur}, countArgs(spans[k])...)
+				if _, err := r.exec(qRollupDim, args...); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	tots := sortedKeys(r.tots, cmpTot)
+	if len(tots) > 0 {
+		if pg {
+			cols := make([]any, 4+len(countCols))
+			ws, day, shard, cur := make([]int64, len(tots)), make([]int32, len(tots)), make([]int32, len(tots)), make([]string, len(tots))
+			counts := countArrays(len(tots))
+			for i, k := range tots {
+				ws[i], day[i], shard[i], cur[i] = k.ws, int32(k.day), int32(k.shard), k.cur
+				fillCounts(counts, i, r.tots[k])
+			}
+			cols[0], cols[1], cols[2], cols[3] = ws, day, shard, cur
+			for j := range counts {
+				cols[4+j] = counts[j]
+			}
+			if _, err := r.tx.ExecContext(r.ctx, qRollupTotPG, cols...); err != nil {
+				return err
+			}
+		} else {
+			for _, k := range tots {
+				args := append([]any{k.ws, int32(k.day), k.shard, k.cur}, countArgs(r.tots[k])...)
+				if _, err := r.exec(qRollupTot, args...); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := r.flushPages(); err != nil {
+		return err
+	}
+	return r.flushProducts()
+}
+
+func (r *rollup) flushSessions() error {
+	if len(r.sess) == 0 {
+		return nil
+	}
+	keys := sortedKeys(r.sess, cmpSess)
+	credit := func(k sessKey) {
+		one := heldsway.Counts{Sessions: 1}
+		if k.aff == 0 {
+			r.addTot(totKey{k.ws, k.day, k.shard, ""}, one)
+		} else {
+			r.addDim(dimKey{ws: k.ws, day: k.day, prog: k.prog, aff: k.aff, link: k.link}, one)
+		}
+	}
+	if !r.s.Dialect.IsPostgres() {
+		for _, k := range keys {
+			res, err := r.exec(qRollupSession, k.ws, int32(k.day), k.session, k.prog, k.aff, k.link)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 1 {
+				credit(k)
+			}
+		}
+		return nil
+	}
+	n := len(keys)
+	ws, day, sess, prog, aff, link := make([]int64, n), make([]int32, n), make([]string, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	shards := map[sessKey]int{}
+	for i, k := range keys {
+		ws[i], day[i], sess[i], prog[i], aff[i], link[i] = k.ws, int32(k.day), k.session, k.prog, k.aff, k.link
+		k2 := k
+		k2.shard = 0
+		shards[k2] = k.shard
+	}
+	rows, err := r.tx.QueryContext(r.ctx, qRollupSessionPG, ws, day, sess, prog, aff, link)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k sessKey
+		var d int32
+		if err := rows.Scan(&k.ws, &d, &k.session, &k.prog, &k.aff, &k.link); err != nil {
+			return err
+		}
+		k.day = heldsway.Day(d)
+		k.shard = shards[k]
+		credit(k)
+	}
+	return rows.Err()
+}
+
+func (r *rollup) flushPages() error {
+	keys := sortedKeys(r.pages, cmpPage)
+	if len(keys) == 0 {
+		return nil
+	}
+	if !r.s.Dialect.IsPostgres() {
+		for _, k := range keys {
+			if _, err := r.exec(qRollupPage, k.ws, int32(k.day), k.host, k.path, k.prog, k.aff, k.link, r.pages[k]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	n := len(keys)
+	ws, day, host, path, prog, aff, link, views := make([]int64, n), make([]int32, n), make([]string, n), make([]string, n),
+		make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, k := range keys {
+		ws[i], day[i], host[i], path[i], prog[i], aff[i], link[i], views[i] = k.ws, int32(k.day), k.host, k.path, k.prog, k.aff, k.link, r.pages[k]
+	}
+	_, err := r.tx.ExecContext(r.ctx, qRollupPagePG, ws, day, host, path, prog, aff, link, views)
+	return err
+}
+
+func (r *rollup) flushProducts() error {
+	keys := sortedKeys(r.prods, cmpProd)
+	if len(keys) == 0 {
+		return nil
+	}
+	q := r.s.Dialect.qRollupProd()
+	if !r.s.Dialect.IsPostgres() {
+		for _, k := range keys {
+			p := r.prods[k]
+			if _, err := r.exec(q, k.ws, int32(k.day), k.product, k.prog, k.aff, k.link, p.name, p.views, p.adds, p.removes); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	n := len(keys)
+	ws, day, prod, prog, aff, link := make([]int64, n), make([]int32, n), make([]string, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	name, views, adds, removes := make([]string, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, k := range keys {
+		p := r.prods[k]
+		ws[i], day[i], prod[i], prog[i], aff[i], link[i] = k.ws, int32(k.day), k.product, k.prog, k.aff, k.link
+		name[i], views[i], adds[i], removes[i] = p.name, p.views, p.adds, p.removes
+	}
+	_, err := r.tx.ExecContext(r.ctx, q, ws, day, prod, prog, aff, link, name, views, adds, removes)
+	return err
+}
+
+// sortedKeys returns the keys of m whose value is not zero, sorted.
+func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
+	keys := make([]K, 0, len(m))
+	for k, v := range m {
+		switch x := any(v).(type) {
+		case *heldsway.Counts:
+			if x.IsZero() {
+				continue
+			}
+		case int64:
+			if x == 0 {
+				continue
+			}
+		case *prodVal:
+			if x.views == 0 && x.adds == 0 && x.removes == 0 {
+				continue
+			}
+		}
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, cmp)
+	return keys
+}
+
+func countArrays(n int) [][]int64 {
+	out := make([][]int64, len(countCols))
+	for i := range out {
+		out[i] = make([]int64, n)
+	}
+	return out
+}
+
+func fillCounts(arrays [][]int64, i int, c *heldsway.Counts) {
+	for j, f := range c.Fields() {
+		arrays[j][i] = *f
+	}
+}
+
+func countArgs(c *heldsway.Counts) []any {
+	f := c.Fields()
+	out := make([]any, len(f))
+	for i, p := range f {
+		out[i] = *p
+	}
+	return out
+}
+
+// CountColumns returns the counter columns of rollup_daily and rollup_totals
+// in the order of heldsway.Counts.Fields, for tools and tests.
+func CountColumns() []string { return slices.Clone(countCols) }
