@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/heldsway/heldsway/internal/heldsway"
@@ -41,6 +43,8 @@ const (
 	// runChunk is how many affiliates one transaction of a run pays (tests
 	// set Store.runChunk lower).
 	runChunk = 200
+	// runWorkers is how many chunks a run pays at once on PostgreSQL.
+	runWorkers = 2
 	// runLease is how long a run may go without progress before another
 	// attempt takes it over.
 	runLease = 2 * time.Minute
@@ -86,16 +90,19 @@ func (s *Store) RunPayouts(ctx context.Context, wsID int64, in heldsway.PayoutRu
 	if s.runChunkSize > 0 {
 		size = s.runChunkSize
 	}
-	var after int64
-	for {
-		last, n, err := s.payChunk(ctx, wsID, run, ps, after, size)
-		if err != nil {
-			return nil, err
-		}
-		if n < size {
-			break
-		}
-		after = last
+	ranges, err := s.runRanges(ctx, wsID, size)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	// PostgreSQL runs two chunks at a time, one per backend: chunks lock
+	// disjoint affiliates, so they never wait for each other (their progress
+	// updates of the run's row queue at commit). SQLite has one writer.
+	workers := 1
+	if s.Dialect.IsPostgres() {
+		workers = runWorkers
+	}
+	if err := s.payRanges(ctx, wsID, run, ps, ranges, workers); err != nil {
+		return nil, err
 	}
 	return s.completeRun(ctx, wsID, run)
 }
@@ -188,26 +195,83 @@ func (s *Store) claimRun(ctx context.Context, wsID int64, in heldsway.PayoutRunI
 	return out, err
 }
 
-// payChunk pays the active affiliates with ids after `after`, up to size of
-// them, in one transaction. It returns the last affiliate id it looked at and
-// how many it looked at.
-func (s *Store) payChunk(ctx context.Context, wsID int64, run *runRow, ps *heldsway.PayoutSettings, after int64, size int) (int64, int, error) {
+// idRange is a chunk of a run: the affiliates with after < id <= last.
+type idRange struct{ after, last int64 }
+
+// runRanges cuts the workspace's active affiliates, in id order, into ranges
+// of size; the last range is open-ended, so an affiliate activated during the
+// run is paid by it when its id comes last. Only the bounds are kept.
+func (s *Store) runRanges(ctx context.Context, wsID int64, size int) ([]idRange, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM affiliates WHERE workspace_id = $1 AND status = 'active' ORDER BY id`, wsID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	var (
-		last int64
-		n    int
+		out   []idRange
+		after int64
+		n     int
 	)
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		if n++; n%size == 0 {
+			out = append(out, idRange{after, id})
+			after = id
+		}
+	}
+	return append(out, idRange{after, math.MaxInt64}), rows.Err()
+}
+
+// payRanges pays the ranges with workers goroutines; the first error stops
+// the others (the run stays claimed; its next attempt resumes it).
+func (s *Store) payRanges(ctx context.Context, wsID int64, run *runRow, ps *heldsway.PayoutSettings, ranges []idRange, workers int) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan idRange)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for r := range next {
+				if err := s.payChunk(ctx, wsID, run, ps, r); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		})
+	}
+feed:
+	for _, r := range ranges {
+		select {
+		case next <- r:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// payChunk pays the active affiliates of one range in one transaction.
+func (s *Store) payChunk(ctx context.Context, wsID int64, run *runRow, ps *heldsway.PayoutSettings, rg idRange) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
 		now := s.Now()
 		lock := ""
 		if s.Dialect.IsPostgres() {
 			lock = " " + lockExclusive
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM affiliates WHERE workspace_id = $1 AND id > $2 AND status = 'active'
-			ORDER BY id LIMIT `+fmt.Sprint(size)+lock, wsID, after)
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM affiliates WHERE workspace_id = $1 AND id > $2 AND id <= $3
+			AND status = 'active' ORDER BY id`+lock, wsID, rg.after, rg.last)
 		if err != nil {
 			return err
 		}
-		ids := make([]int64, 0, size)
+		var ids []int64
 		for rows.Next() {
 			var id int64
 			if err := rows.Scan(&id); err != nil {
@@ -220,12 +284,10 @@ func (s *Store) payChunk(ctx context.Context, wsID int64, run *runRow, ps *helds
 			return err
 		}
 		rows.Close()
-		n = len(ids)
-		if n == 0 {
+		if len(ids) == 0 {
 			return nil
 		}
-		lo, hi := ids[0], ids[n-1]
-		last = hi
+		lo, hi := ids[0], ids[len(ids)-1]
 		due, carried, err := s.chunkBalances(ctx, tx, wsID, run, ps, ids)
 		if err != nil {
 			return err
@@ -241,7 +303,6 @@ func (s *Store) payChunk(ctx context.Context, wsID int64, run *runRow, ps *helds
 		}
 		return nil
 	})
-	return last, n, err
 }
 
 // dueBalance is an affiliate's balance a run pays.
