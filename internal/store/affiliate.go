@@ -222,9 +222,13 @@ func (s *Store) affiliateSearch(ctx context.Context, where string, args []any, s
 			return "", nil, false, unavailable(err)
 		}
 		if n <= limit {
+			// CROSS JOIN makes SQLite read the waiting rows first and look
+			// each up, whatever its statistics say: ANALYZE run while many
+			// rows waited (after a bulk import) made it scan every affiliate
+			// with the LIKE instead, 70 ms at 100,000.
 			args = append(args, phrase, pattern)
 			return where + fmt.Sprintf(` AND a.id IN (SELECT rowid FROM affiliates_search WHERE affiliates_search MATCH $%d
-				UNION ALL SELECT b.id FROM affiliates_search_pending p JOIN affiliates b ON b.id = p.affiliate_id WHERE %s)`,
+				UNION ALL SELECT b.id FROM affiliates_search_pending p CROSS JOIN affiliates b ON b.id = p.affiliate_id WHERE %s)`,
 				len(args)-1, affLike("b", len(args))), args, true, nil
 		}
 	}
