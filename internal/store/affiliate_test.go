@@ -798,7 +798,8 @@ func TestAffiliateSearchPaths(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		f := affSetup(t, st)
-		var want []int64 // ids whose name, e-mail or code holds "Quartz", in list order (created_at desc, id desc)
+		st.StopSearchIndexer() // the test indexes when it chooses
+		var want []int64       // ids whose name, e-mail or code holds "Quartz", in list order (created_at desc, id desc)
 		for i := range 30 {
 			f.clock.Set(t0.Add(time.Duration(i/4) * time.Second)) // ties on created_at
 			in := heldsway.AffiliateCreate{Name: fmt.Sprintf("Person %02d", i), Email: fmt.Sprintf("s%02d@example.com", i)}
@@ -841,9 +842,27 @@ func TestAffiliateSearchPaths(t *testing.T) {
 			t.Fatal("too many pages")
 			return nil
 		}
-		for _, sparse := range []int{0, -1} { // 0: the default (index for few matches); -1: always scan
-			store.SetSparseSearch(st, sparse)
-			t.Run(fmt.Sprintf("sparse=%d", sparse), func(t *testing.T) {
+		// Half the rows indexed, the other half waiting for the indexer.
+		half := want[len(want)/2]
+		if _, err := st.DB().Exec(`DELETE FROM affiliates_search_pending WHERE affiliate_id > $1`, half); err == nil {
+			if err := st.IndexPendingAffiliates(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.DB().Exec(`INSERT INTO affiliates_search_pending (affiliate_id) SELECT id FROM affiliates WHERE id > $1`, half); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []struct {
+			name   string
+			sparse int
+		}{{"index and waiting rows", 0}, {"scan", -1}, {"index only", 0}} { // 0: the default (index for few matches); -1: always scan
+			store.SetSparseSearch(st, c.sparse)
+			if c.name == "index only" {
+				if err := st.IndexPendingAffiliates(f.ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Run(c.name, func(t *testing.T) {
 				if got := page(t, "quartz", "created_at", true); fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Fatalf("search pages\n got %v\nwant %v", got, want)
 				}
@@ -861,7 +880,36 @@ func TestAffiliateSearchPaths(t *testing.T) {
 			})
 		}
 		store.SetSparseSearch(st, 0)
-		t.Run("follows renames and deletions", func(t *testing.T) {
+		t.Run("follows renames and deletions while waiting to be indexed", func(t *testing.T) {
+			a := f.create(heldsway.AffiliateCreate{Name: "Topaz Waiting", Email: "topaz@example.com"})
+			if got := page(t, "topaz", "created_at", true); fmt.Sprint(got) != fmt.Sprint([]int64{a.ID}) {
+				t.Fatalf("new affiliate: %v", got)
+			}
+			if _, err := st.UpdateAffiliate(f.ctx, f.ws.ID, a.ID, &heldsway.AffiliateUpdate{Name: ptrStr("Onyx Waiting"),
+				Email: ptrStr("onyx@example.com")}); err != nil {
+				t.Fatal(err)
+			}
+			if got := page(t, "topaz", "created_at", true); len(got) != 0 {
+				t.Fatalf("old name after the rename: %v", got)
+			}
+			if err := st.IndexPendingAffiliates(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := page(t, "onyx", "created_at", true); fmt.Sprint(got) != fmt.Sprint([]int64{a.ID}) {
+				t.Fatalf("new name, indexed: %v", got)
+			}
+			b := f.create(heldsway.AffiliateCreate{Name: "Jade Waiting", Email: "jade@example.com"})
+			if _, err := st.DeleteAffiliate(f.ctx, f.ws.ID, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.IndexPendingAffiliates(f.ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := page(t, "jade", "created_at", true); len(got) != 0 {
+				t.Fatalf("deleted while waiting: %v", got)
+			}
+		})
+		t.Run("follows renames and deletions once indexed", func(t *testing.T) {
 			if _, err := st.UpdateAffiliate(f.ctx, f.ws.ID, coded.ID, &heldsway.AffiliateUpdate{Name: ptrStr("Amethyst"),
 				ReferralCode: ptrStr("AMETHYST")}); err != nil {
 				t.Fatal(err)

@@ -83,7 +83,7 @@ func (s *Store) FinishIdempotencyClaim(ctx context.Context, c *heldsway.Idempote
 	if c.Recorded() {
 		return s.CompleteIdempotencyKey(ctx, c.WorkspaceID, c.Scope, c.Key, status, contentType, body)
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.idem.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (workspace_id, scope, key, fingerprint, status, headers, body, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 			c.WorkspaceID, c.Scope, c.Key, c.Fingerprint, status, contentType, body, ts(s.Now()))
@@ -118,9 +118,10 @@ func (s *Store) FindIdempotencyKey(ctx context.Context, wsID int64, scope, key s
 	return findIdem(ctx, s.w, wsID, scope, key)
 }
 
-// CompleteIdempotencyKey stores the response of the claimed request.
+// CompleteIdempotencyKey stores the response of the claimed request. The
+// UPDATE is group-committed with other requests' (groupcommit.go).
 func (s *Store) CompleteIdempotencyKey(ctx context.Context, wsID int64, scope, key string, status int, contentType string, body []byte) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.idem.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET status = $1, headers = $2, body = $3
 			WHERE workspace_id = $4 AND scope = $5 AND key = $6`, status, contentType, body, wsID, scope, key)
 		return err

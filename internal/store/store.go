@@ -57,6 +57,11 @@ type Store struct {
 	runChunkSize int
 	// sparseSearch overrides the constant of the same name when set (tests).
 	sparseSearch int
+	// idem group-commits the idempotency records' completions (groupcommit.go).
+	idem *groupCommitter
+	// search indexes new affiliates for search in batches (searchindex.go);
+	// nil on PostgreSQL.
+	search *searchIndexer
 }
 
 // IsPostgresURL reports whether dsn names a PostgreSQL database rather than a
@@ -76,6 +81,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if !s.Dialect.IsPostgres() {
+		s.startSearchIndexer()
+	}
 	return s, nil
 }
 
@@ -91,6 +99,7 @@ func open(dsn string) (*Store, error) {
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		s.Dialect, s.w, s.r = Dialect{Name: "postgres"}, db, db
 		s.tokens = newTokenWriter(s)
+		s.idem = newGroupCommitter(s)
 		return s, nil
 	}
 	path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "file:")
@@ -140,6 +149,7 @@ func open(dsn string) (*Store, error) {
 	s.Dialect, s.w, s.r = Dialect{Name: "sqlite"}, w, r
 	s.ckpt = startCheckpointer(c)
 	s.tokens = newTokenWriter(s)
+	s.idem = newGroupCommitter(s)
 	return s, nil
 }
 
@@ -173,7 +183,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // Close closes the database handles.
 func (s *Store) Close() error {
+	if s.search != nil {
+		s.search.close()
+	}
 	s.tokens.close()
+	s.idem.close()
 	s.closeStmts()
 	err := s.w.Close()
 	if s.r != s.w {
