@@ -485,7 +485,8 @@ type AnalyticsFilter struct {
 func (f AnalyticsFilter) Any() bool { return f.ProgramID != 0 || f.AffiliateID != 0 || f.LinkID != 0 }
 
 // DimRow is one row of a top-N table: the figures of one affiliate, link or
-// campaign over a range (money in the selected currency).
+// campaign over a range (money in the selected currency). Counts holds
+// clicks, pageviews, sessions, conversions, revenue and commission only.
 type DimRow struct {
 	ID       int64   // affiliate or link id; 0 for campaigns
 	Campaign *string // campaigns: the link campaign, nil for links without one

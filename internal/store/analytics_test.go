@@ -358,8 +358,11 @@ func (r *raw) top(from, to heldsway.Day, cur string, f heldsway.AnalyticsFilter,
 	}
 	var rows []row
 	for k, c := range m {
-		if !c.IsZero() {
-			rows = append(rows, row{k, *c})
+		t := heldsway.Counts{Clicks: c.Clicks, Pageviews: c.Pageviews, Sessions: c.Sessions, Conversions: c.Conversions,
+			Revenue: c.Revenue, CommissionPending: c.CommissionPending, CommissionApproved: c.CommissionApproved,
+			CommissionPaid: c.CommissionPaid}
+		if !t.IsZero() {
+			rows = append(rows, row{k, t})
 		}
 	}
 	slices.SortFunc(rows, func(a, b row) int {
@@ -392,7 +395,11 @@ func (r *raw) top(from, to heldsway.Day, cur string, f heldsway.AnalyticsFilter,
 	})
 	out := make([]string, len(rows))
 	for i, x := range rows {
-		out[i] = fmt.Sprintf("%s %+v", x.key, x.c)
+		// The tables hold these counts only.
+		c := heldsway.Counts{Clicks: x.c.Clicks, Pageviews: x.c.Pageviews, Sessions: x.c.Sessions, Conversions: x.c.Conversions,
+			Revenue: x.c.Revenue, CommissionPending: x.c.CommissionPending, CommissionApproved: x.c.CommissionApproved,
+			CommissionPaid: x.c.CommissionPaid}
+		out[i] = fmt.Sprintf("%s %+v", x.key, c)
 	}
 	return out
 }

@@ -97,13 +97,13 @@ func cmpSess(a, b sessKey) int {
 }
 
 func cmpPage(a, b pageKey) int {
-	return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.day, b.day), cmp.Compare(a.host, b.host), cmp.Compare(a.path, b.path),
-		cmp.Compare(a.prog, b.prog), cmp.Compare(a.aff, b.aff), cmp.Compare(a.link, b.link))
+	return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.aff, b.aff), cmp.Compare(a.day, b.day), cmp.Compare(a.host, b.host),
+		cmp.Compare(a.path, b.path), cmp.Compare(a.prog, b.prog), cmp.Compare(a.link, b.link))
 }
 
 func cmpProd(a, b prodKey) int {
-	return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.day, b.day), cmp.Compare(a.product, b.product),
-		cmp.Compare(a.prog, b.prog), cmp.Compare(a.aff, b.aff), cmp.Compare(a.link, b.link))
+	return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.aff, b.aff), cmp.Compare(a.day, b.day), cmp.Compare(a.product, b.product),
+		cmp.Compare(a.prog, b.prog), cmp.Compare(a.link, b.link))
 }
 
 // rollupSpans are the block lengths rollup_daily keeps, largest first.
@@ -187,7 +187,7 @@ var (
 		ON CONFLICT (workspace_id) DO NOTHING`
 	qRollupDim      = upsertOne("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency"}, countCols)
 	qRollupTot      = upsertOne("rollup_totals", []string{"workspace_id", "day", "shard", "currency"}, countCols)
-	qRollupPage     = upsertOne("rollup_pages", []string{"workspace_id", "day", "host", "path", "program_id", "affiliate_id", "link_id"}, []string{"pageviews"})
+	qRollupPage     = upsertOne("rollup_pages", []string{"workspace_id", "affiliate_id", "day", "host", "path", "program_id", "link_id"}, []string{"pageviews"})
 	qRollupProdHead = `INSERT INTO rollup_products (workspace_id, day, product_id, program_id, affiliate_id, link_id,
 		product_name, product_views, add_to_carts, remove_from_carts) `
 	qRollupSession = `INSERT INTO rollup_sessions (workspace_id, day, session_id, program_id, affiliate_id, link_id)
@@ -196,8 +196,8 @@ var (
 		[]string{"bigint", "integer", "integer", "bigint", "bigint", "bigint", "text"}, countCols)
 	qRollupTotPG = upsertArrays("rollup_totals", []string{"workspace_id", "day", "shard", "currency"},
 		[]string{"bigint", "integer", "integer", "text"}, countCols)
-	qRollupPagePG = upsertArrays("rollup_pages", []string{"workspace_id", "day", "host", "path", "program_id", "affiliate_id", "link_id"},
-		[]string{"bigint", "integer", "text", "text", "bigint", "bigint", "bigint"}, []string{"pageviews"})
+	qRollupPagePG = upsertArrays("rollup_pages", []string{"workspace_id", "affiliate_id", "day", "host", "path", "program_id", "link_id"},
+		[]string{"bigint", "bigint", "integer", "text", "text", "bigint", "bigint"}, []string{"pageviews"})
 	qRollupSessionPG = `INSERT INTO rollup_sessions (workspace_id, day, session_id, program_id, affiliate_id, link_id)
 		SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
 		ON CONFLICT DO NOTHING RETURNING workspace_id, day, session_id, program_id, affiliate_id, link_id`
@@ -213,7 +213,7 @@ func (d Dialect) qRollupProd() string {
 			$7::text[], $8::bigint[], $9::bigint[], $10::bigint[])`
 		collate = ` COLLATE "C"`
 	}
-	return qRollupProdHead + values + ` ON CONFLICT (workspace_id, day, product_id, program_id, affiliate_id, link_id) DO UPDATE SET
+	return qRollupProdHead + values + ` ON CONFLICT (workspace_id, affiliate_id, day, product_id, program_id, link_id) DO UPDATE SET
 		product_views = rollup_products.product_views + excluded.product_views,
 		add_to_carts = rollup_products.add_to_carts + excluded.add_to_carts,
 		remove_from_carts = rollup_products.remove_from_carts + excluded.remove_from_carts,
@@ -655,7 +655,7 @@ func (r *rollup) flushPages() error {
 	}
 	if !r.s.Dialect.IsPostgres() {
 		for _, k := range keys {
-			if _, err := r.exec(qRollupPage, k.ws, int32(k.day), k.host, k.path, k.prog, k.aff, k.link, r.pages[k]); err != nil {
+			if _, err := r.exec(qRollupPage, k.ws, k.aff, int32(k.day), k.host, k.path, k.prog, k.link, r.pages[k]); err != nil {
 				return err
 			}
 		}
@@ -667,7 +667,7 @@ func (r *rollup) flushPages() error {
 	for i, k := range keys {
 		ws[i], day[i], host[i], path[i], prog[i], aff[i], link[i], views[i] = k.ws, int32(k.day), k.host, k.path, k.prog, k.aff, k.link, r.pages[k]
 	}
-	_, err := r.tx.ExecContext(r.ctx, qRollupPagePG, ws, day, host, path, prog, aff, link, views)
+	_, err := r.tx.ExecContext(r.ctx, qRollupPagePG, ws, aff, day, host, path, prog, link, views)
 	return err
 }
 

@@ -109,7 +109,8 @@ CREATE TABLE rollup_pages (
     affiliate_id BIGINT NOT NULL,
     link_id      BIGINT NOT NULL,
     pageviews    BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (workspace_id, day, host, path, program_id, affiliate_id, link_id)
+    -- affiliate_id first: the -1 rows of a range, or one affiliate's, are one index range
+    PRIMARY KEY (workspace_id, affiliate_id, day, host, path, program_id, link_id)
 ) WITH (fillfactor = 80); -- room for HOT updates of the counters
 
 -- Product events per product, with -1 and dimension rows as rollup_pages.
@@ -126,7 +127,7 @@ CREATE TABLE rollup_products (
     product_views     BIGINT NOT NULL DEFAULT 0,
     add_to_carts      BIGINT NOT NULL DEFAULT 0,
     remove_from_carts BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (workspace_id, day, product_id, program_id, affiliate_id, link_id)
+    PRIMARY KEY (workspace_id, affiliate_id, day, product_id, program_id, link_id)
 ) WITH (fillfactor = 80); -- room for HOT updates of the counters
 
 -- A storefront event's program: the program of the click that attributes it
