@@ -17,11 +17,13 @@ import (
 // rollups (rollup.go), never scans of raw events, except the recent_* lists,
 // which page through the newest raw rows of a range.
 //
-// Unfiltered figures read rollup_totals (at most 16 rows a day and currency);
-// a program, affiliate or link filter reads rollup_daily through its
-// (workspace_id, affiliate_id, day) or (workspace_id, link_id, day) index, or
-// its primary key's day range for a program. Money columns are summed for
-// one currency; counts (conversions included) over every currency.
+// Unfiltered figures read rollup_totals (a row a day and currency on SQLite,
+// at most 64 on PostgreSQL). A program, affiliate or link filter, and the
+// top-N tables, read rollup_daily's fewest blocks covering the range (see
+// blocks), through its primary key or its (workspace_id, affiliate_id, span,
+// day) and (workspace_id, link_id, span, day) indexes. Money columns are
+// summed for one currency; counts (conversions included) over every
+// currency.
 
 // moneyCols are the counters that hold amounts of the row's currency.
 var moneyCols = map[string]bool{"revenue": true, "commission_pending": true, "commission_approved": true, "commission_paid": true}

@@ -57,10 +57,11 @@ CREATE TABLE rollup_daily (
 CREATE INDEX rollup_daily_affiliate ON rollup_daily (workspace_id, affiliate_id, span, day);
 CREATE INDEX rollup_daily_link ON rollup_daily (workspace_id, link_id, span, day);
 
--- Workspace totals of every event, attributed or not. shard spreads one day's
--- writers over 16 rows so concurrent transactions (PostgreSQL) rarely wait on
--- one another: clicks use shard 0 (one group-commit writer per node), an
--- order its id mod 16, a storefront event a hash of its session.
+-- Workspace totals of every event, attributed or not. On PostgreSQL shard
+-- spreads one day's writers over 64 rows so concurrent transactions rarely
+-- wait on one another: clicks use shard 0 (one group-commit writer per node),
+-- an order its id mod 64, a storefront event a hash of its session. SQLite
+-- has one writer: shard is always 0 there.
 CREATE TABLE rollup_totals (
     workspace_id        INTEGER NOT NULL,
     day                 INTEGER NOT NULL,
