@@ -276,7 +276,7 @@ func rollupRows(t *testing.T, st *store.Store, ws int64) []string {
 	t.Helper()
 	var out []string
 	for _, q := range []struct{ table, keys, vals string }{
-		{"rollup_daily", "day, program_id, affiliate_id, link_id, currency", strings.Join(store.CountColumns(), ", ")},
+		{"rollup_daily", "span, day, program_id, affiliate_id, link_id, currency, shard", strings.Join(store.CountColumns(), ", ")},
 		{"rollup_totals", "day, shard, currency", strings.Join(store.CountColumns(), ", ")},
 		{"rollup_sessions", "day, session_id, program_id, affiliate_id, link_id", "1"},
 		{"rollup_pages", "day, host, path, program_id, affiliate_id, link_id", "pageviews"},

@@ -293,14 +293,14 @@ func (r *rollup) subtractDay(wsID int64, d heldsway.Day) error {
 		return err
 	}
 	cols := strings.Join(countCols, ", ")
-	rows, err := tx.QueryContext(ctx, `SELECT program_id, affiliate_id, link_id, currency, `+cols+` FROM rollup_daily
+	rows, err := tx.QueryContext(ctx, `SELECT program_id, affiliate_id, link_id, currency, shard, `+cols+` FROM rollup_daily
 		WHERE workspace_id = $1 AND span = 1 AND day = $2`, wsID, int32(d))
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		k := dimKey{ws: wsID, day: d}
-		c, err := scanCounts(rows, &k.prog, &k.aff, &k.link, &k.cur)
+		c, err := scanCounts(rows, &k.prog, &k.aff, &k.link, &k.cur, &k.shard)
 		if err != nil {
 			rows.Close()
 			return err

@@ -38,6 +38,7 @@ CREATE TABLE rollup_daily (
     affiliate_id        INTEGER NOT NULL,
     link_id             INTEGER NOT NULL,
     currency            TEXT    NOT NULL,
+    shard               INTEGER NOT NULL,  -- PostgreSQL: 0-7 (see rollup.go dimShards); SQLite: 0
     clicks              INTEGER NOT NULL DEFAULT 0,
     events              INTEGER NOT NULL DEFAULT 0,
     pageviews           INTEGER NOT NULL DEFAULT 0,
@@ -52,7 +53,7 @@ CREATE TABLE rollup_daily (
     commission_pending  INTEGER NOT NULL DEFAULT 0,
     commission_approved INTEGER NOT NULL DEFAULT 0,
     commission_paid     INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (workspace_id, span, day, program_id, affiliate_id, link_id, currency)
+    PRIMARY KEY (workspace_id, span, day, program_id, affiliate_id, link_id, currency, shard)
 ) WITHOUT ROWID;
 CREATE INDEX rollup_daily_affiliate ON rollup_daily (workspace_id, affiliate_id, span, day);
 CREATE INDEX rollup_daily_link ON rollup_daily (workspace_id, link_id, span, day);
