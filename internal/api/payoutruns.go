@@ -78,12 +78,9 @@ func (s *Server) handlePayoutRunGet(ctx context.Context, in *payoutRunGetInput) 
 	return ok("OK", viewPayoutRun(r)), nil
 }
 
-// routesPayoutRuns registers the payout run endpoints.
+// routesPayoutRuns registers the payout run endpoints, under the Payouts tag
+// that routesPayouts declares.
 func (s *Server) routesPayoutRuns() {
-	if !hasTag(s.api.OpenAPI(), "Payouts") {
-		s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Payouts",
-			Description: "Balances, the ledger, payouts and their runs, payout requests."})
-	}
 	tags := []string{"Payouts"}
 	register(s, huma.Operation{OperationID: "runPayouts", Method: http.MethodPost, Path: "/v1/payouts/run", Tags: tags,
 		Summary: "Run payouts: one pending payout per affiliate and currency whose available balance reaches the minimum",
@@ -97,13 +94,4 @@ func (s *Server) routesPayoutRuns() {
 		DefaultStatus: http.StatusCreated, Errors: []int{http.StatusConflict}}, heldsway.ScopePayoutsWrite, s.handlePayoutRun)
 	register(s, huma.Operation{OperationID: "getPayoutRun", Method: http.MethodGet, Path: "/v1/payout-runs/{id}", Tags: tags,
 		Summary: "A payout run with its totals", Errors: []int{http.StatusNotFound}}, heldsway.ScopePayoutsRead, s.handlePayoutRunGet)
-}
-
-func hasTag(o *huma.OpenAPI, name string) bool {
-	for _, t := range o.Tags {
-		if t.Name == name {
-			return true
-		}
-	}
-	return false
 }

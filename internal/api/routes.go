@@ -510,11 +510,9 @@ func (s *Server) routesStorefront() {
 // and their status machine (digest §7.3), export and statement; payout
 // requests (§7.4). Reads need payouts:read, changes payouts:write.
 func (s *Server) routesPayouts() {
-	if !hasTag(s.api.OpenAPI(), "Payouts") {
-		s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Payouts",
-			Description: "Affiliate balances derived from an append-only ledger, manual adjustments, payouts (pending → " +
-				"processing → completed, or failed), their runs, CSV export and PDF statement, and affiliates' early payout requests."})
-	}
+	s.api.OpenAPI().Tags = append(s.api.OpenAPI().Tags, &huma.Tag{Name: "Payouts",
+		Description: "Affiliate balances derived from an append-only ledger, manual adjustments, payouts (pending → " +
+			"processing → completed, or failed), their runs, CSV export and PDF statement, and affiliates' early payout requests."})
 	tags := []string{"Payouts"}
 	read, write := heldsway.ScopePayoutsRead, heldsway.ScopePayoutsWrite
 	notFound := []int{http.StatusNotFound}
