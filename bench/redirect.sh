@@ -122,15 +122,17 @@ measure() {
 # count of 302s on GET /r/{slug} must be equal.
 check_clicks() {
 	local label=$1 port=$2 db=$3
-	local served count rows
-	served=$(curl -fsS "http://127.0.0.1:$port/metrics" |
-		awk '/^heldsway_http_requests_total\{/ && /route="GET \/r\/\{slug\}"/ && /status="302"/ {printf "%d", $NF}')
+	local served count rows metrics batch
+	metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")
+	served=$(awk '/^heldsway_http_requests_total\{/ && /route="GET \/r\/\{slug\}"/ && /status="302"/ {printf "%d", $NF}' <<<"$metrics")
+	# clicks per transaction: the group commit's mean batch
+	batch=$(awk '/^heldsway_clicks_recorded_total / {c=$NF} /^heldsway_click_batches_total / {b=$NF} END {if (b > 0) printf "%.1f", c/b}' <<<"$metrics")
 	read -r count rows < <("$WORK/seed" count --db "$db" --link "$(cat "$WORK/$label.link")")
 	local verdict=ok
 	if [ "$count" != "$served" ] || [ "$rows" != "$served" ]; then
 		verdict=MISMATCH
 	fi
-	CHECKS+=("$label: 302s served $served, click_count $count, clicks rows $rows: $verdict")
+	CHECKS+=("$label: 302s served $served, click_count $count, clicks rows $rows: $verdict (mean batch $batch clicks)")
 	[ "$verdict" = ok ]
 }
 

@@ -177,9 +177,41 @@ func (s *Store) InstallationSecret(ctx context.Context, name string) ([]byte, er
 	return secret, nil
 }
 
-// insertClickSQL is the single-row INSERT SQLite runs once per click, prepared.
-const insertClickSQL = `INSERT INTO clicks (workspace_id, link_id, affiliate_id, program_id, click_id, visitor_id,
-	ip_hash, user_agent, referrer, landing_query, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+// clickCols are the columns the click writer fills, in insertClicks' order.
+const clickCols = `INSERT INTO clicks (workspace_id, link_id, affiliate_id, program_id, click_id, visitor_id,
+	ip_hash, user_agent, referrer, landing_query, created_at) VALUES `
+
+// clickChunks are the row counts of the multi-row INSERTs SQLite runs: a
+// batch is cut into these (largest first), so a batch of any size takes a
+// few statements, each prepared once on the writer connection. One row per
+// statement costs the database/sql and driver overhead per click, which was
+// most of the insert's time.
+var clickChunks = []int{64, 16, 4, 1}
+
+// insertClicksSQL holds the INSERT of n rows for each n of clickChunks, with
+// anonymous parameters: the driver binds those by position, without looking
+// up each parameter's name.
+var insertClicksSQL = func() map[int]string {
+	m := map[int]string{}
+	for _, n := range clickChunks {
+		m[n] = insertClicksText(n)
+	}
+	return m
+}()
+
+func insertClicksText(n int) string {
+	var b strings.Builder
+	b.WriteString(clickCols)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		b.WriteString("?,?,?,?,?,?,?,?,?,?,?")
+		b.WriteByte(')')
+	}
+	return b.String()
+}
 
 // insertClicksPG inserts a whole batch from one array per column: one statement
 // text (so one cached prepared statement) and one round trip for any batch size.
@@ -238,12 +270,15 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 	// concurrent batches that touch the same links.
 	slices.SortFunc(keys, func(a, b linkKey) int { return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.id, b.id)) })
 
-	var insert, count *sql.Stmt
+	var count *sql.Stmt
+	inserts := map[int]*sql.Stmt{}
 	var prepared map[string]*sql.Stmt
 	if !s.Dialect.IsPostgres() {
 		var err error
-		if insert, err = s.writerStmt(ctx, insertClickSQL); err != nil {
-			return err
+		for _, n := range clickChunks {
+			if inserts[n], err = s.writerStmt(ctx, insertClicksSQL[n]); err != nil {
+				return err
+			}
 		}
 		if count, err = s.writerStmt(ctx, countClicksSQL); err != nil {
 			return err
@@ -275,18 +310,8 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 			}
 			return rollup(tx)
 		}
-		ins := tx.StmtContext(ctx, insert) // the writer's one connection has it prepared
-		defer ins.Close()
-		for i := range clicks {
-			c := &clicks[i]
-			var ip any
-			if len(c.IPHash) > 0 {
-				ip = c.IPHash
-			}
-			if _, err := ins.ExecContext(ctx, c.WorkspaceID, c.LinkID, c.AffiliateID, c.ProgramID, c.ClickID, c.VisitorID,
-				ip, nullStr(c.UserAgent), nullStr(c.Referrer), nullStr(c.LandingQuery), ts(c.CreatedAt)); err != nil {
-				return err
-			}
+		if err := insertClickRows(ctx, tx, inserts, clicks); err != nil {
+			return err
 		}
 		upd := tx.StmtContext(ctx, count)
 		defer upd.Close()
@@ -297,6 +322,37 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 		}
 		return rollup(tx)
 	})
+}
+
+// insertClickRows inserts clicks through the prepared multi-row INSERTs of
+// clickChunks (SQLite).
+func insertClickRows(ctx context.Context, tx *sql.Tx, inserts map[int]*sql.Stmt, clicks []heldsway.Click) error {
+	args := make([]any, 0, clickChunks[0]*11)
+	for _, n := range clickChunks {
+		if len(clicks) < n {
+			continue
+		}
+		st := tx.StmtContext(ctx, inserts[n]) // the writer's one connection has it prepared
+		for len(clicks) >= n {
+			args = args[:0]
+			for i := range n {
+				c := &clicks[i]
+				var ip any
+				if len(c.IPHash) > 0 {
+					ip = c.IPHash
+				}
+				args = append(args, c.WorkspaceID, c.LinkID, c.AffiliateID, c.ProgramID, c.ClickID, c.VisitorID,
+					ip, nullStr(c.UserAgent), nullStr(c.Referrer), nullStr(c.LandingQuery), ts(c.CreatedAt))
+			}
+			if _, err := st.ExecContext(ctx, args...); err != nil {
+				st.Close()
+				return err
+			}
+			clicks = clicks[n:]
+		}
+		st.Close()
+	}
+	return nil
 }
 
 func insertClickArrays(ctx context.Context, tx *sql.Tx, clicks []heldsway.Click) error {

@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -32,7 +34,7 @@ func BenchmarkInsertClicks(b *testing.B) {
 				VALUES ($1, $2, $3, 'BENCH', 'active', 'A', 'a@example.com', $4, $4)`, ws, prog, user, at)
 			link := row(`INSERT INTO links (workspace_id, affiliate_id, slug, destination_url, is_active, created_at, updated_at)
 				VALUES ($1, $2, 'bench', 'https://shop.example/', $3, $4, $4)`, ws, aff, true, at)
-			const batch = 50
+			batch := benchBatch()
 			clicks := make([]heldsway.Click, batch)
 			ctx := context.Background()
 			n := 0
@@ -53,4 +55,12 @@ func BenchmarkInsertClicks(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchBatch is the batch size: HELDSWAY_BENCH_BATCH, or 50.
+func benchBatch() int {
+	if n, err := strconv.Atoi(os.Getenv("HELDSWAY_BENCH_BATCH")); err == nil && n > 0 {
+		return n
+	}
+	return 50
 }

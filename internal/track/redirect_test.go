@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -266,6 +267,22 @@ func TestRedirect(t *testing.T) {
 			res = get(t, e.srv, "GET", "/r/spring", "Cookie", "hs_vid=forged")
 			if c := cookie(res, track.CookieVisitor); c == nil || c.Value == "forged" {
 				t.Fatalf("malformed hs_vid kept: %+v", c)
+			}
+		})
+
+		t.Run("ids are time-ordered", func(t *testing.T) {
+			// Click and new-visitor ids lead with the time, so the indexes on
+			// them grow at their right edge: ids of later clicks sort after
+			// earlier ones, as text, whatever their random part.
+			var clicks, visitors []string
+			for range 20 {
+				res := get(t, e.srv, "GET", "/r/spring")
+				clicks = append(clicks, clickOf(t, res))
+				visitors = append(visitors, cookie(res, track.CookieVisitor).Value)
+				e.clock.Advance(time.Millisecond)
+			}
+			if !slices.IsSorted(clicks) || !slices.IsSorted(visitors) {
+				t.Fatalf("ids out of time order:\nclicks %v\nvisitors %v", clicks, visitors)
 			}
 		})
 

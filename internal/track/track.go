@@ -261,9 +261,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if newVisitor {
-		vid = h.newID()
+		vid = h.newClickID(now) // time-ordered too: new visitors append to clicks_visitor
 	}
-	clickID := h.encodeID(h.newID())
+	clickID := h.encodeID(h.newClickID(now))
 	key := dedupKey{visitor: vid, link: t.LinkID}
 	for attempt := 0; attempt < 2; attempt++ {
 		prior, fresh, fl := h.dedup.claim(key, now, clickID)
