@@ -206,10 +206,16 @@ var (
 	qRollupStateInit = `INSERT INTO rollup_state (workspace_id, timezone)
 		VALUES ($1, COALESCE((SELECT timezone FROM workspace_settings WHERE workspace_id = $1), 'UTC'))
 		ON CONFLICT (workspace_id) DO NOTHING`
-	qRollupDim      = upsertOne("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"}, countCols)
-	qRollupTot      = upsertOne("rollup_totals", []string{"workspace_id", "day", "shard", "currency"}, countCols)
-	qRollupPage     = upsertOne("rollup_pages", []string{"workspace_id", "affiliate_id", "day", "host", "path", "program_id", "link_id"}, []string{"pageviews"})
-	qRollupProdHead = `INSERT INTO rollup_products (workspace_id, day, product_id, program_id, affiliate_id, link_id,
+	qRollupDim  = upsertOne("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"}, countCols)
+	qRollupTot  = upsertOne("rollup_totals", []string{"workspace_id", "day", "shard", "currency"}, countCols)
+	qRollupPage = upsertOne("rollup_pages", []string{"workspace_id", "affiliate_id", "day", "host", "path", "program_id", "link_id"}, []string{"pageviews"})
+	// Clicks only (SQLite): the click writer's rows change one counter, so
+	// they bind 9 values instead of 22 and update one column; the four span
+	// rows of a key go in one statement.
+	qRollupDimClick  = upsertClicks("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"}, 1)
+	qRollupDimClick4 = upsertClicks("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"}, len(rollupSpans))
+	qRollupTotClick  = upsertClicks("rollup_totals", []string{"workspace_id", "day", "shard", "currency"}, 1)
+	qRollupProdHead  = `INSERT INTO rollup_products (workspace_id, day, product_id, program_id, affiliate_id, link_id,
 		product_name, product_views, add_to_carts, remove_from_carts) `
 	qRollupSession = `INSERT INTO rollup_sessions (workspace_id, day, session_id, program_id, affiliate_id, link_id)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`
@@ -272,6 +278,18 @@ func upsertOne(table string, keys, counters []string) string {
 		strings.Join(ph, ", ") + `) ON CONFLICT (` + strings.Join(keys, ", ") + `) DO UPDATE SET ` + upsertSet(table, counters)
 }
 
+// upsertClicks is the upsert of n rows that add to the clicks counter only,
+// with anonymous parameters (SQLite binds them by position).
+func upsertClicks(table string, keys []string, n int) string {
+	row := "(" + strings.Repeat("?, ", len(keys)) + "?)"
+	rows := make([]string, n)
+	for i := range rows {
+		rows[i] = row
+	}
+	return `INSERT INTO ` + table + ` (` + strings.Join(keys, ", ") + `, clicks) VALUES ` + strings.Join(rows, ", ") +
+		` ON CONFLICT (` + strings.Join(keys, ", ") + `) DO UPDATE SET clicks = ` + table + `.clicks + excluded.clicks`
+}
+
 func upsertArrays(table string, keys, keyTypes, counters []string) string {
 	ph := make([]string, 0, len(keys)+len(counters))
 	for i, t := range keyTypes {
@@ -287,7 +305,7 @@ func upsertArrays(table string, keys, keyTypes, counters []string) string {
 // rollupQueries are the statements SQLite prepares on the writer connection.
 func (s *Store) rollupQueries() []string {
 	return []string{qRollupState + s.Dialect.keyShare(), qRollupStateInit, qRollupDim, qRollupTot, qRollupPage,
-		s.Dialect.qRollupProd(), qRollupSession}
+		s.Dialect.qRollupProd(), qRollupSession, qRollupDimClick, qRollupDimClick4, qRollupTotClick}
 }
 
 // rollupStmts prepares the rollup statements on the writer connection (nil on
@@ -577,13 +595,8 @@ func (r *rollup) flush() error {
 			if _, err := r.tx.ExecContext(r.ctx, qRollupDimPG, cols...); err != nil {
 				return err
 			}
-		} else {
-			for _, k := range dims {
-				args := append([]any{k.ws, k.span, int32(k.day), k.prog, k.aff, k.link, k.cur, k.shard}, countArgs(spans[k])...)
-				if _, err := r.exec(qRollupDim, args...); err != nil {
-					return err
-				}
-			}
+		} else if err := r.flushDimsSQLite(dims, spans); err != nil {
+			return err
 		}
 	}
 	tots := sortedKeys(r.tots, cmpTot)
@@ -605,7 +618,14 @@ func (r *rollup) flush() error {
 			}
 		} else {
 			for _, k := range tots {
-				args := append([]any{k.ws, int32(k.day), k.shard, k.cur}, countArgs(r.tots[k])...)
+				c := r.tots[k]
+				if onlyClicks(c) {
+					if _, err := r.exec(qRollupTotClick, k.ws, int32(k.day), k.shard, k.cur, c.Clicks); err != nil {
+						return err
+					}
+					continue
+				}
+				args := append([]any{k.ws, int32(k.day), k.shard, k.cur}, countArgs(c)...)
 				if _, err := r.exec(qRollupTot, args...); err != nil {
 					return err
 				}
@@ -616,6 +636,49 @@ func (r *rollup) flush() error {
 		return err
 	}
 	return r.flushProducts()
+}
+
+// onlyClicks reports whether c changes the clicks counter and nothing else.
+func onlyClicks(c *heldsway.Counts) bool {
+	return c.Clicks != 0 && *c == heldsway.Counts{Clicks: c.Clicks}
+}
+
+// flushDimsSQLite upserts rollup_daily rows one statement each, except rows
+// that only add clicks: those go four to a statement (a key's four spans
+// when the batch is a click batch), in the same sorted order.
+func (r *rollup) flushDimsSQLite(dims []dimKey, spans map[dimKey]*heldsway.Counts) error {
+	var clicks []any
+	var n int
+	flushClicks := func() error {
+		for n > 0 {
+			q, m := qRollupDimClick, 1
+			if n >= len(rollupSpans) {
+				q, m = qRollupDimClick4, len(rollupSpans)
+			}
+			if _, err := r.exec(q, clicks[:m*9]...); err != nil {
+				return err
+			}
+			clicks, n = clicks[m*9:], n-m
+		}
+		clicks = clicks[:0]
+		return nil
+	}
+	for _, k := range dims {
+		c := spans[k]
+		if onlyClicks(c) {
+			clicks = append(clicks, k.ws, k.span, int32(k.day), k.prog, k.aff, k.link, k.cur, k.shard, c.Clicks)
+			n++
+			continue
+		}
+		if err := flushClicks(); err != nil {
+			return err
+		}
+		args := append([]any{k.ws, k.span, int32(k.day), k.prog, k.aff, k.link, k.cur, k.shard}, countArgs(c)...)
+		if _, err := r.exec(qRollupDim, args...); err != nil {
+			return err
+		}
+	}
+	return flushClicks()
 }
 
 func (r *rollup) flushSessions() error {

@@ -53,6 +53,9 @@ type target struct {
 	// hs_click of its own, which ours replace.
 	prefix, fragment string
 	maxAge           int // attribution cookie lifetime, seconds
+	// refCookie is the hs_ref cookie's attributes after its value
+	// ("; Path=/; Max-Age=…; HttpOnly; SameSite=Lax"), built once per link.
+	refCookie string
 }
 
 func newTarget(t heldsway.LinkTarget) *target {
@@ -78,12 +81,14 @@ func newTarget(t heldsway.LinkTarget) *target {
 	} else {
 		tg.prefix = base + "?"
 	}
+	tg.prefix += paramRef + "=" + url.QueryEscape(t.ReferralCode) + "&" + paramClick + "="
+	tg.refCookie = cookieAttrs(tg.maxAge)
 	return tg
 }
 
 // attributed returns the destination with ref and hs_click appended.
 func (t *target) attributed(clickID string) string {
-	return t.prefix + paramRef + "=" + url.QueryEscape(t.ReferralCode) + "&" + paramClick + "=" + clickID + t.fragment
+	return t.prefix + clickID + t.fragment
 }
 
 type entry struct {

@@ -13,10 +13,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"hash"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -83,6 +86,7 @@ type Handler struct {
 	writer *Writer
 	dedup  *dedup
 	secret []byte
+	macs   sync.Pool // of hash.Hash: HMAC-SHA256 keyed with secret
 	now    func() time.Time
 	newID  func() [16]byte
 	log    *slog.Logger
@@ -121,6 +125,7 @@ func New(ctx context.Context, st Store, o Options) (*Handler, error) {
 	}
 	h := &Handler{cache: cache, dedup: newDedup(o.DedupWindow, dedupMax), secret: secret,
 		now: o.Now, newID: o.NewID, log: o.Logger, bgDone: make(chan struct{})}
+	h.macs.New = func() any { return hmac.New(sha256.New, secret) }
 	h.writer = NewWriter(h.insertLogged(st.InsertClicks), o.MaxBatch)
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	h.stop = stop
@@ -304,23 +309,44 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // attribute sets the cookies and redirects with the referral parameters.
+// The Set-Cookie lines are written directly: every part is known to be valid
+// (ids are base64url, the attributes fixed per link), so http.SetCookie's
+// checks and formatting, a good part of the redirect's own CPU time, are
+// not needed.
 func (h *Handler) attribute(w http.ResponseWriter, r *http.Request, t *target, clickID string, vid [16]byte, newVisitor bool) {
-	secure := isTLS(r)
-	http.SetCookie(w, &http.Cookie{Name: CookieRef, Value: clickID, Path: "/", MaxAge: t.maxAge,
-		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
-	if newVisitor {
-		http.SetCookie(w, &http.Cookie{Name: CookieVisitor, Value: h.encodeID(vid), Path: "/", MaxAge: visitorMaxAge,
-			HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	secure := ""
+	if isTLS(r) {
+		secure = "; Secure"
 	}
+	cookies := make([]string, 1, 2)
+	cookies[0] = CookieRef + "=" + clickID + t.refCookie + secure
+	if newVisitor {
+		cookies = append(cookies, CookieVisitor+"="+h.encodeID(vid)+visitorCookieAttrs+secure)
+	}
+	hd := w.Header()
+	hd["Set-Cookie"] = cookies
 	redirect(w, t.attributed(clickID))
 }
 
+// cookieAttrs are a first-party cookie's attributes for maxAge seconds.
+func cookieAttrs(maxAge int) string {
+	return "; Path=/; Max-Age=" + strconv.Itoa(maxAge) + "; HttpOnly; SameSite=Lax"
+}
+
+var visitorCookieAttrs = cookieAttrs(visitorMaxAge)
+
+// The redirect's fixed headers, shared: net/http only reads header values.
+var (
+	// A cached redirect would skip the click and the cookie.
+	noStore        = []string{"private, no-store"}
+	referrerPolicy = []string{"no-referrer-when-downgrade"}
+)
+
 func redirect(w http.ResponseWriter, location string) {
 	hd := w.Header()
-	hd.Set("Location", location)
-	// A cached redirect would skip the click and the cookie.
-	hd.Set("Cache-Control", "private, no-store")
-	hd.Set("Referrer-Policy", "no-referrer-when-downgrade")
+	hd["Location"] = []string{location}
+	hd["Cache-Control"] = noStore
+	hd["Referrer-Policy"] = referrerPolicy
 	w.WriteHeader(http.StatusFound)
 }
 
@@ -364,15 +390,21 @@ func randomID() [16]byte {
 // ipHash is HMAC-SHA256 of the peer address under the installation's secret,
 // cut to 16 bytes (ample to tell addresses apart, half the bytes per row). The
 // peer address is used, as everywhere in HeldSway: behind a proxy, have the
-// proxy set it (PROXY protocol) rather than trusting X-Forwarded-For.
+// proxy set it (PROXY protocol) rather than trusting X-Forwarded-For. The
+// keyed hashes are pooled: setting one up costs more than hashing an address.
 func (h *Handler) ipHash(r *http.Request) []byte {
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		ip = r.RemoteAddr
 	}
-	m := hmac.New(sha256.New, h.secret)
+	m := h.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(ip))
-	return m.Sum(nil)[:16]
+	var sum [sha256.Size]byte
+	out := make([]byte, 16)
+	copy(out, m.Sum(sum[:0]))
+	h.macs.Put(m)
+	return out
 }
 
 // isTLS reports whether the visitor reached us over HTTPS, directly or through
