@@ -199,6 +199,15 @@ var insertClicksSQL = func() map[int]string {
 	return m
 }()
 
+// clickQueries are the statements the SQLite click batch prepares.
+var clickQueries = func() []string {
+	out := []string{countClicksSQL}
+	for _, n := range clickChunks {
+		out = append(out, insertClicksSQL[n])
+	}
+	return out
+}()
+
 func insertClicksText(n int) string {
 	var b strings.Builder
 	b.WriteString(clickCols)
@@ -226,19 +235,18 @@ const insertClicksPG = `INSERT INTO clicks (workspace_id, link_id, affiliate_id,
 const countClicksSQL = `UPDATE links SET click_count = click_count + $1 WHERE workspace_id = $2 AND id = $3`
 
 // writerStmt returns a statement prepared on the writer connection, kept for the
-// store's life in stmts (closed by Close). On SQLite it must be prepared outside
+// store's life in wstmts (closed by Close). On SQLite it must be prepared outside
 // any transaction: a transaction holds the one writer connection, so preparing
 // inside it would wait for itself.
 func (s *Store) writerStmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	key := "writer:" + query // not a SQL text: never confused with queryRowHot's read statements
-	if st, ok := s.stmts.Load(key); ok {
+	if st, ok := s.wstmts.Load(query); ok {
 		return st.(*sql.Stmt), nil
 	}
 	st, err := s.w.PrepareContext(context.WithoutCancel(ctx), query)
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	if prev, loaded := s.stmts.LoadOrStore(key, st); loaded {
+	if prev, loaded := s.wstmts.LoadOrStore(query, st); loaded {
 		st.Close()
 		st = prev.(*sql.Stmt)
 	}
@@ -270,17 +278,10 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 	// concurrent batches that touch the same links.
 	slices.SortFunc(keys, func(a, b linkKey) int { return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.id, b.id)) })
 
-	var count *sql.Stmt
-	inserts := map[int]*sql.Stmt{}
-	var prepared map[string]*sql.Stmt
+	var clickStmts, prepared map[string]*sql.Stmt
 	if !s.Dialect.IsPostgres() {
 		var err error
-		for _, n := range clickChunks {
-			if inserts[n], err = s.writerStmt(ctx, insertClicksSQL[n]); err != nil {
-				return err
-			}
-		}
-		if count, err = s.writerStmt(ctx, countClicksSQL); err != nil {
+		if clickStmts, err = s.preparedSet(ctx, "clicks", clickQueries); err != nil {
 			return err
 		}
 		if prepared, err = s.rollupStmts(ctx); err != nil {
@@ -310,10 +311,10 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 			}
 			return rollup(tx)
 		}
-		if err := insertClickRows(ctx, tx, inserts, clicks); err != nil {
+		if err := insertClickRows(ctx, tx, clickStmts, clicks); err != nil {
 			return err
 		}
-		upd := tx.StmtContext(ctx, count)
+		upd := tx.StmtContext(ctx, clickStmts[countClicksSQL])
 		defer upd.Close()
 		for _, k := range keys {
 			if _, err := upd.ExecContext(ctx, counts[k], k.ws, k.id); err != nil {
@@ -326,13 +327,13 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 
 // insertClickRows inserts clicks through the prepared multi-row INSERTs of
 // clickChunks (SQLite).
-func insertClickRows(ctx context.Context, tx *sql.Tx, inserts map[int]*sql.Stmt, clicks []heldsway.Click) error {
+func insertClickRows(ctx context.Context, tx *sql.Tx, prepared map[string]*sql.Stmt, clicks []heldsway.Click) error {
 	args := make([]any, 0, clickChunks[0]*11)
 	for _, n := range clickChunks {
 		if len(clicks) < n {
 			continue
 		}
-		st := tx.StmtContext(ctx, inserts[n]) // the writer's one connection has it prepared
+		st := tx.StmtContext(ctx, prepared[insertClicksSQL[n]]) // the writer's one connection has it prepared
 		for len(clicks) >= n {
 			args = args[:0]
 			for i := range n {

@@ -246,18 +246,7 @@ type convQ struct {
 // connection, or nil on PostgreSQL. It must run outside any transaction (see
 // writerStmt); after the first call each statement is a map lookup.
 func (s *Store) prepareConv(ctx context.Context) (map[string]*sql.Stmt, error) {
-	if s.Dialect.IsPostgres() {
-		return nil, nil
-	}
-	out := make(map[string]*sql.Stmt, len(convQueries))
-	for _, q := range convQueries {
-		st, err := s.writerStmt(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		out[q] = st
-	}
-	return out, nil
+	return s.preparedSet(ctx, "conversion", convQueries)
 }
 
 func (q *convQ) stmt(query string) *sql.Stmt {

@@ -311,18 +311,7 @@ func (s *Store) rollupQueries() []string {
 // rollupStmts prepares the rollup statements on the writer connection (nil on
 // PostgreSQL). Like writerStmt it must run outside any transaction.
 func (s *Store) rollupStmts(ctx context.Context) (map[string]*sql.Stmt, error) {
-	if s.Dialect.IsPostgres() {
-		return nil, nil
-	}
-	out := map[string]*sql.Stmt{}
-	for _, q := range s.rollupQueries() {
-		st, err := s.writerStmt(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		out[q] = st
-	}
-	return out, nil
+	return s.preparedSet(ctx, "rollup", s.rollupQueries())
 }
 
 // rollup accumulates one transaction's changes to the rollups.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"sync"
 )
 
 // queryRowHot runs a read on a hot path. On SQLite it goes through a prepared
@@ -29,11 +30,37 @@ func (s *Store) queryRowHot(ctx context.Context, query string, args ...any) *sql
 	return st.QueryRowContext(ctx, args...)
 }
 
-// closeStmts closes the statements kept by queryRowHot.
+// closeStmts closes the statements kept by queryRowHot and writerStmt.
 func (s *Store) closeStmts() {
-	s.stmts.Range(func(k, v any) bool {
-		v.(*sql.Stmt).Close()
-		s.stmts.Delete(k)
-		return true
-	})
+	s.wsets.Clear()
+	for _, m := range []*sync.Map{&s.stmts, &s.wstmts} {
+		m.Range(func(k, v any) bool {
+			v.(*sql.Stmt).Close()
+			m.Delete(k)
+			return true
+		})
+	}
+}
+
+// preparedSet returns queries prepared on the writer connection, by text,
+// made once per store under name: the write paths look their statements up
+// per transaction, so the map is built once, not per batch. nil on
+// PostgreSQL. Like writerStmt it must run outside any transaction.
+func (s *Store) preparedSet(ctx context.Context, name string, queries []string) (map[string]*sql.Stmt, error) {
+	if s.Dialect.IsPostgres() {
+		return nil, nil
+	}
+	if m, ok := s.wsets.Load(name); ok {
+		return m.(map[string]*sql.Stmt), nil
+	}
+	out := make(map[string]*sql.Stmt, len(queries))
+	for _, q := range queries {
+		st, err := s.writerStmt(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out[q] = st
+	}
+	m, _ := s.wsets.LoadOrStore(name, out)
+	return m.(map[string]*sql.Stmt), nil
 }

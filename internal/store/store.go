@@ -50,6 +50,10 @@ type Store struct {
 	tokens *tokenWriter
 	// stmts holds prepared statements of hot reads by SQL text (stmtcache.go).
 	stmts sync.Map
+	// wstmts holds statements prepared on the SQLite writer connection, by
+	// SQL text (writerStmt); wsets the sets of them a write path uses, by
+	// name (preparedSet).
+	wstmts, wsets sync.Map
 	// ckpt runs SQLite's WAL checkpoints off the writer (checkpoint.go); nil
 	// on PostgreSQL.
 	ckpt *checkpointer
