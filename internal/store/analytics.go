@@ -172,6 +172,9 @@ func scanCounts(sc scanner, lead ...any) (heldsway.Counts, error) {
 // AnalyticsTotals sums the counts of the days [from, to] under the filter;
 // money in currency cur.
 func (s *Store) AnalyticsTotals(ctx context.Context, wsID int64, from, to heldsway.Day, cur string, f heldsway.AnalyticsFilter) (heldsway.Counts, error) {
+	if err := s.SyncClickRollups(ctx); err != nil { // SQLite: count the newest clicks first
+		return heldsway.Counts{}, err
+	}
 	src := srcTotals
 	if f.Any() {
 		src = srcBlocks
@@ -184,6 +187,9 @@ func (s *Store) AnalyticsTotals(ctx context.Context, wsID int64, from, to heldsw
 // AnalyticsDaily returns the counts of each day of [from, to] that has any,
 // by day.
 func (s *Store) AnalyticsDaily(ctx context.Context, wsID int64, from, to heldsway.Day, cur string, f heldsway.AnalyticsFilter) ([]heldsway.DayCounts, error) {
+	if err := s.SyncClickRollups(ctx); err != nil { // SQLite: count the newest clicks first
+		return nil, err
+	}
 	table, where, args := rollupSource(wsID, from, to, &cur, f, srcTotals)
 	rows, err := s.r.QueryContext(ctx, `SELECT r.day, `+sumCounts("r.", "$4")+` FROM `+table+where+` GROUP BY r.day ORDER BY r.day`, args...)
 	if err != nil {
@@ -343,6 +349,9 @@ func (s *Store) pairLinks(ctx context.Context, wsID int64, pairs []dimPair) (map
 // under the filter by revenue, commission or clicks (by), at most limit rows;
 // see rankDims.
 func (s *Store) AnalyticsTop(ctx context.Context, wsID int64, from, to heldsway.Day, cur string, f heldsway.AnalyticsFilter, kind, by string, limit int) ([]heldsway.DimRow, error) {
+	if err := s.SyncClickRollups(ctx); err != nil { // SQLite: count the newest clicks first
+		return nil, err
+	}
 	pairs, err := s.dimPairs(ctx, wsID, from, to, cur, f)
 	if err != nil {
 		return nil, err
@@ -359,6 +368,9 @@ func (s *Store) AnalyticsTop(ctx context.Context, wsID int64, from, to heldsway.
 // AnalyticsTables ranks affiliates, links and campaigns by revenue from one
 // scan, and returns the labels of the links.
 func (s *Store) AnalyticsTables(ctx context.Context, wsID int64, from, to heldsway.Day, cur string, f heldsway.AnalyticsFilter, limit int) (affs, links, campaigns []heldsway.DimRow, labels map[int64]heldsway.LinkLabel, err error) {
+	if err := s.SyncClickRollups(ctx); err != nil { // SQLite: count the newest clicks first
+		return nil, nil, nil, nil, err
+	}
 	pairs, err := s.dimPairs(ctx, wsID, from, to, cur, f)
 	if err != nil {
 		return nil, nil, nil, nil, err
@@ -648,6 +660,9 @@ func (s *Store) byIDs(ctx context.Context, q string, wsID int64, ids []int64, sc
 // (clicks, storefront events), the others their orders' counts and amounts.
 // Currencies are sorted by code; only those with a non-zero count appear.
 func (s *Store) AnalyticsByCurrency(ctx context.Context, wsID int64, from, to heldsway.Day, f heldsway.AnalyticsFilter) ([]heldsway.CurrencyCounts, error) {
+	if err := s.SyncClickRollups(ctx); err != nil { // SQLite: count the newest clicks first
+		return nil, err
+	}
 	src := srcTotals
 	if f.Any() {
 		src = srcBlocks

@@ -257,10 +257,10 @@ func (s *Store) writerStmt(ctx context.Context, query string) (*sql.Stmt, error)
 // per link, so links.click_count always equals the link's rows in clicks. The
 // click writer (internal/track) calls it with a whole batch: group commit.
 //
-// SQLite runs a prepared single-row INSERT per click: modernc.org/sqlite looks
-// numbered parameters up by name, so a multi-row INSERT with $1…$550 costs
-// time quadratic in its size, and parsing a new statement per batch size costs
-// more than the per-row calls. PostgreSQL sends the batch as arrays (unnest).
+// SQLite runs prepared multi-row INSERTs (insertClickRows), and the clicks
+// reach the rollups through the tailer (clickrollup.go); PostgreSQL sends the
+// batch as arrays (unnest) and counts it in the rollups in the same
+// transaction.
 func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error {
 	if len(clicks) == 0 {
 		return nil
@@ -278,26 +278,12 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 	// concurrent batches that touch the same links.
 	slices.SortFunc(keys, func(a, b linkKey) int { return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.id, b.id)) })
 
-	var clickStmts, prepared map[string]*sql.Stmt
+	var clickStmts map[string]*sql.Stmt
 	if !s.Dialect.IsPostgres() {
 		var err error
 		if clickStmts, err = s.preparedSet(ctx, "clicks", clickQueries); err != nil {
 			return err
 		}
-		if prepared, err = s.rollupStmts(ctx); err != nil {
-			return err
-		}
-	}
-	// The daily rollups count the batch in the same transaction: one row
-	// update per link and day, whatever the batch's size.
-	rollup := func(tx *sql.Tx) error {
-		r := s.newRollup(ctx, tx, prepared)
-		for i := range clicks {
-			if err := r.click(&clicks[i]); err != nil {
-				return err
-			}
-		}
-		return r.flush()
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if s.Dialect.IsPostgres() {
@@ -309,7 +295,15 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 					return err
 				}
 			}
-			return rollup(tx)
+			// The daily rollups count the batch in the same transaction:
+			// one row update per link and day, whatever the batch's size.
+			r := s.newRollup(ctx, tx, nil)
+			for i := range clicks {
+				if err := r.click(&clicks[i]); err != nil {
+					return err
+				}
+			}
+			return r.flush()
 		}
 		if err := insertClickRows(ctx, tx, clickStmts, clicks); err != nil {
 			return err
@@ -321,7 +315,7 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 				return err
 			}
 		}
-		return rollup(tx)
+		return nil // the tailer adds the clicks to the rollups (clickrollup.go)
 	})
 }
 

@@ -54,6 +54,9 @@ type Store struct {
 	// SQL text (writerStmt); wsets the sets of them a write path uses, by
 	// name (preparedSet).
 	wstmts, wsets sync.Map
+	// tailer counts SQLite's clicks in the rollups (clickrollup.go); nil on
+	// PostgreSQL.
+	tailer *clickTailer
 	// ckpt runs SQLite's WAL checkpoints off the writer (checkpoint.go); nil
 	// on PostgreSQL.
 	ckpt *checkpointer
@@ -87,6 +90,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	if !s.Dialect.IsPostgres() {
 		s.startSearchIndexer()
+		s.startClickTailer()
 	}
 	return s, nil
 }
@@ -189,6 +193,13 @@ func (s *Store) Migrate(ctx context.Context) error {
 func (s *Store) Close() error {
 	if s.search != nil {
 		s.search.close()
+	}
+	if s.tailer != nil {
+		s.tailer.close()
+		// Count what the last ticks left, so the file is complete without us.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_ = s.SyncClickRollups(ctx)
+		cancel()
 	}
 	s.tokens.close()
 	s.idem.close()
