@@ -76,6 +76,19 @@ func TestRedirectRoute(t *testing.T) {
 		if res := fetch("/r/unknown"); res.StatusCode != http.StatusNotFound || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 			t.Fatalf("unknown slug: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 		}
+		// Paths the route does not match get the API's answers, not a redirect.
+		if res := fetch("/r/spring/extra"); res.StatusCode != http.StatusNotFound || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("/r/spring/extra: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+		}
+		if res, err := http.Post(hs.URL+"/r/spring", "text/plain", nil); err != nil || res.StatusCode != http.StatusNotFound {
+			t.Fatalf("POST /r/spring: %v %v", res, err)
+		}
+		// A caller's sane request id is kept, as on every route.
+		req, _ := http.NewRequest("GET", hs.URL+"/r/spring", nil)
+		req.Header.Set("X-Request-Id", "edge-42")
+		if res, err := client.Do(req); err != nil || res.Header.Get("X-Request-Id") != "edge-42" {
+			t.Fatalf("request id not kept: %v %v", res, err)
+		}
 		// The metrics label is the route pattern, not the slug.
 		mr, err := http.Get(hs.URL + "/metrics")
 		if err != nil {
