@@ -101,6 +101,22 @@ func (d *dedup) settle(k dedupKey, fl *inflight, err error) {
 	close(fl.done)
 }
 
+// remember records clickID as k's counted click, committed: the path of a
+// new visitor, whose key no one else can be claiming.
+func (d *dedup) remember(k dedupKey, now time.Time, clickID string) {
+	var e dedupEntry
+	if !decodeID(clickID, &e.click) {
+		return
+	}
+	e.at = now.UnixNano()
+	d.mu.Lock()
+	d.rotateLocked(now)
+	if len(d.cur) < d.max {
+		d.cur[k] = e
+	}
+	d.mu.Unlock()
+}
+
 // expire rotates the generations if a window has passed; claim does it too,
 // this lets an idle node free memory.
 func (d *dedup) expire(now time.Time) {

@@ -270,6 +270,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	clickID := h.encodeID(h.newClickID(now))
 	key := dedupKey{visitor: vid, link: t.LinkID}
+	if newVisitor {
+		// A visitor id made just now has no earlier click and nobody else
+		// knows it yet: no repeat to look for, only the click to remember.
+		if err := h.writer.Write(context.WithoutCancel(r.Context()), h.click(r, t, clickID, vid, ua, now)); err != nil {
+			Unavailable(w, r)
+			return
+		}
+		h.dedup.remember(key, now, clickID)
+		h.counted.Add(1)
+		h.attribute(w, r, t, clickID, vid, true)
+		return
+	}
 	for attempt := 0; attempt < 2; attempt++ {
 		prior, fresh, fl := h.dedup.claim(key, now, clickID)
 		if !fresh {
@@ -287,10 +299,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.attribute(w, r, t, prior.click, vid, newVisitor)
 			return
 		}
-		c := heldsway.Click{WorkspaceID: t.WorkspaceID, LinkID: t.LinkID, AffiliateID: t.AffiliateID,
-			ProgramID: t.ProgramID, ClickID: clickID, VisitorID: h.encodeID(vid), IPHash: h.ipHash(r),
-			UserAgent: clean(ua, maxUserAgent), Referrer: clean(r.Referer(), maxReferrer),
-			LandingQuery: clean(r.URL.RawQuery, maxLanding), CreatedAt: now}
+		c := h.click(r, t, clickID, vid, ua, now)
 		// Once queued, the click is waited for even if the visitor goes away:
 		// every committed click then gets its 302 written, so the clicks
 		// stored and the 302s served stay equal (the wait is bounded by the
@@ -306,6 +315,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	Unavailable(w, r) // a concurrent repeat's click failed too
+}
+
+// click is the row a counted redirect stores.
+func (h *Handler) click(r *http.Request, t *target, clickID string, vid [16]byte, ua string, now time.Time) heldsway.Click {
+	return heldsway.Click{WorkspaceID: t.WorkspaceID, LinkID: t.LinkID, AffiliateID: t.AffiliateID,
+		ProgramID: t.ProgramID, ClickID: clickID, VisitorID: h.encodeID(vid), IPHash: h.ipHash(r),
+		UserAgent: clean(ua, maxUserAgent), Referrer: clean(r.Referer(), maxReferrer),
+		LandingQuery: clean(r.URL.RawQuery, maxLanding), CreatedAt: now}
 }
 
 // attribute sets the cookies and redirects with the referral parameters.
