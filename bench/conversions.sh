@@ -25,9 +25,11 @@
 #      the table says "not sustained" and gives no latencies for the run.
 #
 # The table has one row per engine and mode: conversions/s, p50/p99/max,
-# errors (any answer but 201), the server's CPU, the share attributed, and
-# whether the database holds exactly one order per 201 (checked after each
-# run). The script exits non-zero if a run had errors or a mismatch.
+# errors (any answer but 201), the server's CPU, the mean batch of SQLite's
+# group-commit writer (conversions per transaction, from /metrics), the share
+# attributed, and whether the database holds exactly one order per 201
+# (checked after each run). The script exits non-zero if a run had errors or a
+# mismatch.
 #
 # Needs go, curl and jq; the PostgreSQL case also needs psql and a server
 # reachable as $BENCH_PG_ADMIN (it is skipped if it is not).

@@ -233,6 +233,7 @@ type result struct {
 	stored          int64 // orders the database holds for the run
 	firstErr        string
 	cpu             time.Duration // the server's CPU time during the run; 0: unknown
+	batch           float64       // conversions per group-commit transaction (SQLite's /metrics); 0: unknown
 	// Open loop only.
 	offered   float64       // the schedule's rate
 	sustained bool          // rate >= sustainShare × offered
@@ -292,11 +293,12 @@ func measureCmd(args []string) error {
 				}
 			}
 			fmt.Fprintf(os.Stderr, "# %s: measuring %s at concurrency %d (closed loop)\n", t.name, *dur, *conc)
-			cpu0 := procCPU(t.pid)
+			cpu0, w0 := procCPU(t.pid), t.writerStats()
 			r := t.closed("run", *conc, *dur, *customers)
 			if t.pid != 0 {
 				r.cpu = procCPU(t.pid) - cpu0
 			}
+			r.batch = w0.batchTo(t.writerStats())
 			check(t, r, "run-")
 		}
 		if *rate > 0 {
@@ -307,11 +309,12 @@ func measureCmd(args []string) error {
 				}
 			}
 			fmt.Fprintf(os.Stderr, "# %s: measuring %s at %.0f/s (open loop)\n", t.name, *dur, *rate)
-			cpu0 := procCPU(t.pid)
+			cpu0, w0 := procCPU(t.pid), t.writerStats()
 			r := t.open("open", *rate, *dur, *customers)
 			if t.pid != 0 {
 				r.cpu = procCPU(t.pid) - cpu0
 			}
+			r.batch = w0.batchTo(t.writerStats())
 			fmt.Fprintf(os.Stderr, "# %s: open loop: %d of %d answered within the %s schedule; latest start %s behind it\n",
 				t.name, int64(r.rate*dur.Seconds()+0.5), int64(*rate*dur.Seconds()), *dur, r.lag.Round(time.Microsecond))
 			check(t, r, "open-")
@@ -326,8 +329,8 @@ func measureCmd(args []string) error {
 		fmt.Printf("open loop: requests started at t0 + i/%.0f whatever the answers, latency from each request's scheduled start\n", *rate)
 	}
 	fmt.Println()
-	fmt.Println("| Engine | Load | Conversions/s | p50 | p99 | max | errors | server CPU per conversion | server CPU used | attributed | orders stored = 201s |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Println("| Engine | Load | Conversions/s | p50 | p99 | max | errors | server CPU per conversion | server CPU used | mean batch | attributed | orders stored = 201s |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range results {
 		perConv, used := "n/a", "n/a"
 		if r.cpu > 0 && r.ok > 0 {
@@ -349,8 +352,12 @@ func measureCmd(args []string) error {
 			rate = fmt.Sprintf("**%.0f: %.0f/s not sustained**", r.rate, r.offered)
 			p50, p99, worst = "n/a", "n/a", "n/a"
 		}
-		fmt.Printf("| %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |\n", r.target, r.load(), rate,
-			p50, p99, worst, r.errs, perConv, used, attributed, stored)
+		batch := "n/a"
+		if r.batch > 0 {
+			batch = fmt.Sprintf("%.1f", r.batch)
+		}
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s |\n", r.target, r.load(), rate,
+			p50, p99, worst, r.errs, perConv, used, batch, attributed, stored)
 	}
 	fmt.Println()
 	for _, r := range results {
@@ -379,6 +386,37 @@ func (r *result) load() string {
 		return fmt.Sprintf("open loop, %.0f/s", r.offered)
 	}
 	return fmt.Sprintf("closed loop, %d clients", r.conc)
+}
+
+// writerCounts are the SQLite conversion writer's counters from /metrics.
+type writerCounts struct{ conversions, batches float64 }
+
+// writerStats reads the writer's counters; zero when the server has none
+// (PostgreSQL).
+func (t *target) writerStats() writerCounts {
+	var c writerCounts
+	resp, err := t.client.Get(t.base + "/metrics")
+	if err != nil {
+		return c
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "heldsway_conversion_writer_conversions_total "); ok {
+			c.conversions, _ = strconv.ParseFloat(v, 64)
+		} else if v, ok := strings.CutPrefix(line, "heldsway_conversion_writer_batches_total "); ok {
+			c.batches, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return c
+}
+
+// batchTo returns the mean batch between c and a later reading; 0 if unknown.
+func (c writerCounts) batchTo(later writerCounts) float64 {
+	if later.batches <= c.batches {
+		return 0
+	}
+	return (later.conversions - c.conversions) / (later.batches - c.batches)
 }
 
 // procCPU returns the user+system CPU time of process pid from /proc (Linux),
