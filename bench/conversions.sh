@@ -1,10 +1,35 @@
 #!/usr/bin/env bash
 # Issue 4 benchmark: POST /v1/conversions with attribution by click id, the
 # commission breakdown, the customer binding, the audit entry and the events in
-# one transaction, at concurrency 50 against the real binary on SQLite and
-# PostgreSQL, measured one after the other in one run.
+# one transaction, against the real binary on SQLite and PostgreSQL, measured
+# one after the other in one run.
 #
-#   bash bench/conversions.sh
+#   bash bench/conversions.sh        (on a shared machine: flock /tmp/bench.lock bash bench/conversions.sh)
+#
+# Each engine is measured twice, by bench/conversions (measure), each run after
+# a warm-up of the same load:
+#
+#   1. Closed loop, BENCH_CONC clients: each sends its next request when its
+#      previous one is answered. Its conversions/s is the maximum throughput
+#      (the issue's ">= 1,500/s"). Its latencies are not a service level: the
+#      clients wait while the server is slow, so the load backs off exactly
+#      then, and the mean latency is just BENCH_CONC / throughput.
+#   2. Open loop at BENCH_RATE/s: request i is started at t0 + i/BENCH_RATE by
+#      a goroutine of its own, whatever the earlier requests are doing, and its
+#      latency is measured from that scheduled start, so a slow answer delays
+#      nothing and is never left out of the figures (no coordinated omission);
+#      a late start of the load generator's counts against the latency too.
+#      Its p99 is the issue's "p99 under 30 ms" at 1,500 conversions/s. If less
+#      than 99% of BENCH_RATE per second is answered within the schedule's span
+#      (the server falls behind, and every latency after would be a backlog's),
+#      the table says "not sustained" and gives no latencies for the run.
+#
+# The table has one row per engine and mode: conversions/s, p50/p99/max,
+# errors (any answer but 201), the server's CPU, the mean batch of SQLite's
+# group-commit writer (conversions per transaction, from /metrics), the share
+# attributed, and whether the database holds exactly one order per 201
+# (checked after each run). The script exits non-zero if a run had errors or a
+# mismatch.
 #
 # Needs go, curl and jq; the PostgreSQL case also needs psql and a server
 # reachable as $BENCH_PG_ADMIN (it is skipped if it is not).
@@ -12,20 +37,22 @@
 # Environment (all optional):
 #   BENCH_AFFILIATES   affiliates to seed, one link each (1000)
 #   BENCH_CLICKS       clicks to seed over the last 20 days (200000)
-#   BENCH_CONC         concurrent clients (50)
-#   BENCH_DURATION     measured duration per engine (15s)
-#   BENCH_WARMUP       unmeasured load before each measurement (3s)
+#   BENCH_CONC         closed loop: concurrent clients (50; 0 skips the closed loop)
+#   BENCH_RATE         open loop: conversions started per second (1500; 0 skips the open loop)
+#   BENCH_DURATION     measured duration of each run (15s)
+#   BENCH_WARMUP       unmeasured load before each run (3s)
 #   BENCH_PG_ADMIN     admin URL for creating the database (postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
 #   BENCH_PG_DB        database to (re)create for the run (heldsway_bench4)
 #   BENCH_PORT         ports are taken from here upwards, skipping busy ones (28280)
 #   BENCH_PROFILE      if set, a directory: each server writes a CPU profile of
-#                      its run there (heldsway serve --cpuprofile)
+#                      its runs there (heldsway serve --cpuprofile)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 AFFILIATES=${BENCH_AFFILIATES:-1000}
 CLICKS=${BENCH_CLICKS:-200000}
 CONC=${BENCH_CONC:-50}
+RATE=${BENCH_RATE:-1500}
 DUR=${BENCH_DURATION:-15s}
 WARMUP=${BENCH_WARMUP:-3s}
 PG_ADMIN=${BENCH_PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
@@ -105,7 +132,7 @@ fi
 
 echo "# measuring" >&2
 status=0
-"$WORK/conversions" measure "${TARGETS[@]}" -c "$CONC" -d "$DUR" -warmup "$WARMUP" || status=$?
+"$WORK/conversions" measure "${TARGETS[@]}" -c "$CONC" -rate "$RATE" -d "$DUR" -warmup "$WARMUP" || status=$?
 
 # Stop the servers gracefully (SIGTERM) so CPU profiles, if asked for, are written.
 for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done

@@ -12,14 +12,28 @@
 // with multi-row INSERTs, following internal/store/migrations; it is a
 // benchmark fixture, deliberately not a product command.
 //
-// measure drives POST /v1/conversions at a fixed concurrency for a fixed
-// time against each target in turn: every request a new order_id (no
-// Idempotency-Key), the click id of a random seeded click (so attribution
-// looks the click up, then the visitor's last click in the window), a customer
-// e-mail drawn from a pool (so repeat customers hit their binding), two line
-// items. Every answer must be 201. It prints a Markdown table (requests/s,
-// p50, p99, max) and checks afterwards that the database holds exactly one
-// order per 201.
+// measure drives POST /v1/conversions against each target in turn, in up to
+// two modes, each after a warm-up in the same mode:
+//
+//   - closed loop (-c N): N clients for a fixed time, each sending its next
+//     request when its previous one is answered. This finds the maximum
+//     throughput; its latencies are not a service level (a slow answer holds
+//     its client back, so the load backs off exactly when the server is slow,
+//     and mean latency is N ÷ throughput).
+//   - open loop (-rate R): R×d requests, request i started at t0 + i/R by a
+//     goroutine of its own, whatever the earlier ones are doing; each latency
+//     runs from the request's scheduled start (a late start of the load
+//     generator's counts too). This is the latency at a given arrival rate. If
+//     fewer than 99% of R per second are answered within the schedule's span,
+//     the run is reported as not sustained, without latencies.
+//
+// Every request is a new order_id (no Idempotency-Key), the click id of a
+// random seeded click (so attribution looks the click up, then the visitor's
+// last click in the window), a customer e-mail drawn from a pool (so repeat
+// customers hit their binding), two line items. Every answer must be 201. It
+// prints a Markdown table (conversions/s, p50, p99, max, errors) and checks
+// after each run that the database holds exactly one order per 201; it exits
+// non-zero after the table if any run had errors or a mismatch.
 package main
 
 import (
@@ -209,67 +223,200 @@ func (t *targets) Set(v string) error {
 }
 
 type result struct {
-	target          string
+	target, mode    string
+	conc            int // closed loop: clients
 	ok, errs        int64
 	elapsed         time.Duration
+	rate            float64 // conversions/s: 201s per second of the run (closed loop), or 201s answered within the schedule's span (open loop)
 	p50, p99, worst time.Duration
 	attributed      int64
+	stored          int64 // orders the database holds for the run
 	firstErr        string
 	cpu             time.Duration // the server's CPU time during the run; 0: unknown
+	batch           float64       // conversions per group-commit transaction (SQLite's /metrics); 0: unknown
+	// Open loop only.
+	offered   float64       // the schedule's rate
+	sustained bool          // rate >= sustainShare × offered
+	lag       time.Duration // the latest start behind the schedule (the load generator's own delay, included in the latencies)
 }
+
+// sustainShare is the share of the offered rate that the open loop must see
+// answered within the schedule's span to count as sustained. A server that
+// keeps up leaves only the requests of its last few milliseconds in flight at
+// the end of the span; one that falls behind by 1% leaves a backlog of 150 ms
+// of requests after 15 s at 1,500/s, and its latencies grow with the backlog.
+const sustainShare = 0.99
 
 func measureCmd(args []string) error {
 	fs := flag.NewFlagSet("measure", flag.ExitOnError)
 	var ts targets
 	fs.Var(&ts, "target", "NAME=URL=KEYFILE=DSN[=PID] (repeatable); with the server's PID its CPU time is reported")
-	conc := fs.Int("c", 50, "concurrent clients")
-	dur := fs.Duration("d", 15*time.Second, "measured duration per target")
-	warm := fs.Duration("warmup", 3*time.Second, "unmeasured load before each measurement")
+	conc := fs.Int("c", 50, "closed loop: concurrent clients (0: no closed-loop run)")
+	rate := fs.Float64("rate", 0, "open loop: requests started per second on a fixed schedule (0: no open-loop run)")
+	maxConns := fs.Int("max-conns", 1000, "open loop: most connections to a server (requests beyond wait for one, and the wait counts)")
+	dur := fs.Duration("d", 15*time.Second, "measured duration of each run")
+	warm := fs.Duration("warmup", 3*time.Second, "unmeasured load before each measured run, in the same mode")
 	customers := fs.Int("customers", 200000, "size of the customer e-mail pool")
+	p99Goal := fs.Duration("p99-goal", 30*time.Millisecond, "open loop: the p99 the verdict compares with")
 	_ = fs.Parse(args)
 	if len(ts) == 0 {
 		return errors.New("no --target")
 	}
-	var results []result
-	for _, t := range ts {
-		t.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc * 2, MaxConnsPerHost: *conc * 2}}
-		if err := t.prepare(); err != nil {
-			return err
-		}
-		if *warm > 0 {
-			fmt.Fprintf(os.Stderr, "# %s: warming up %s\n", t.name, *warm)
-			if r := t.run("warm", *conc, *warm, *customers); r.errs > 0 {
-				return fmt.Errorf("%s warm-up: %d errors, first: %s", t.name, r.errs, r.firstErr)
-			}
-		}
-		fmt.Fprintf(os.Stderr, "# %s: measuring %s at concurrency %d\n", t.name, *dur, *conc)
-		cpu0 := procCPU(t.pid)
-		r := t.run("run", *conc, *dur, *customers)
-		if t.pid != 0 {
-			r.cpu = procCPU(t.pid) - cpu0
+	if *conc <= 0 && *rate <= 0 {
+		return errors.New("neither -c nor -rate")
+	}
+	var (
+		results []result
+		failed  []string
+	)
+	check := func(t *target, r result, prefix string) {
+		if err := t.verify(&r, prefix); err != nil {
+			failed = append(failed, err.Error())
 		}
 		if r.errs > 0 {
-			return fmt.Errorf("%s: %d errors, first: %s", t.name, r.errs, r.firstErr)
-		}
-		if err := t.verify(&r); err != nil {
-			return err
+			failed = append(failed, fmt.Sprintf("%s %s: %d errors, first: %s", r.target, r.mode, r.errs, r.firstErr))
 		}
 		results = append(results, r)
 	}
-	fmt.Printf("\nPOST /v1/conversions, attribution by click id, %d concurrent clients, %s per engine after %s warm-up; %d cores, %s\n\n",
-		*conc, *dur, *warm, runtime.NumCPU(), runtime.Version())
-	fmt.Println("| Engine | Conversions/s | p50 | p99 | max | server CPU per conversion | server CPU used | attributed | orders stored = 201s |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, t := range ts {
+		conns := max(*conc*2, *maxConns)
+		t.client = &http.Client{Timeout: time.Minute,
+			Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
+		if err := t.prepare(); err != nil {
+			return err
+		}
+		if *conc > 0 {
+			if *warm > 0 {
+				fmt.Fprintf(os.Stderr, "# %s: warming up %s at concurrency %d\n", t.name, *warm, *conc)
+				if r := t.closed("warm", *conc, *warm, *customers); r.errs > 0 {
+					return fmt.Errorf("%s warm-up: %d errors, first: %s", t.name, r.errs, r.firstErr)
+				}
+			}
+			fmt.Fprintf(os.Stderr, "# %s: measuring %s at concurrency %d (closed loop)\n", t.name, *dur, *conc)
+			cpu0, w0 := procCPU(t.pid), t.writerStats()
+			r := t.closed("run", *conc, *dur, *customers)
+			if t.pid != 0 {
+				r.cpu = procCPU(t.pid) - cpu0
+			}
+			r.batch = w0.batchTo(t.writerStats())
+			check(t, r, "run-")
+		}
+		if *rate > 0 {
+			if *warm > 0 {
+				fmt.Fprintf(os.Stderr, "# %s: warming up %s at %.0f/s\n", t.name, *warm, *rate)
+				if r := t.open("owarm", *rate, *warm, *customers); r.errs > 0 {
+					return fmt.Errorf("%s warm-up: %d errors, first: %s", t.name, r.errs, r.firstErr)
+				}
+			}
+			fmt.Fprintf(os.Stderr, "# %s: measuring %s at %.0f/s (open loop)\n", t.name, *dur, *rate)
+			cpu0, w0 := procCPU(t.pid), t.writerStats()
+			r := t.open("open", *rate, *dur, *customers)
+			if t.pid != 0 {
+				r.cpu = procCPU(t.pid) - cpu0
+			}
+			r.batch = w0.batchTo(t.writerStats())
+			fmt.Fprintf(os.Stderr, "# %s: open loop: %d of %d answered within the %s schedule; latest start %s behind it\n",
+				t.name, int64(r.rate*dur.Seconds()+0.5), int64(*rate*dur.Seconds()), *dur, r.lag.Round(time.Microsecond))
+			check(t, r, "open-")
+		}
+	}
+	fmt.Printf("\nPOST /v1/conversions, attribution by click id, %s per run after %s of the same load; %d cores, %s\n",
+		*dur, *warm, runtime.NumCPU(), runtime.Version())
+	if *conc > 0 {
+		fmt.Printf("closed loop: %d clients, each sending its next request when the previous one is answered (maximum throughput; its latency is about %d ÷ throughput)\n", *conc, *conc)
+	}
+	if *rate > 0 {
+		fmt.Printf("open loop: requests started at t0 + i/%.0f whatever the answers, latency from each request's scheduled start\n", *rate)
+	}
+	fmt.Println()
+	fmt.Println("| Engine | Load | Conversions/s | p50 | p99 | max | errors | server CPU per conversion | server CPU used | mean batch | attributed | orders stored = 201s |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range results {
 		perConv, used := "n/a", "n/a"
-		if r.cpu > 0 {
+		if r.cpu > 0 && r.ok > 0 {
 			perConv = fmt.Sprintf("%.0f µs", float64(r.cpu.Microseconds())/float64(r.ok))
 			used = fmt.Sprintf("%.2f cores", r.cpu.Seconds()/r.elapsed.Seconds())
 		}
-		fmt.Printf("| %s | %.0f | %s | %s | %s | %s | %s | %.1f%% | yes (%d) |\n", r.target, float64(r.ok)/r.elapsed.Seconds(),
-			ms(r.p50), ms(r.p99), ms(r.worst), perConv, used, 100*float64(r.attributed)/float64(r.ok), r.ok)
+		attributed := "n/a"
+		if r.ok > 0 {
+			attributed = fmt.Sprintf("%.1f%%", 100*float64(r.attributed)/float64(r.ok))
+		}
+		stored := fmt.Sprintf("yes (%d)", r.ok)
+		if r.stored != r.ok {
+			stored = fmt.Sprintf("**no: %d stored, %d answered 201**", r.stored, r.ok)
+		}
+		p50, p99, worst := ms(r.p50), ms(r.p99), ms(r.worst)
+		rate := fmt.Sprintf("%.0f", r.rate)
+		if r.mode == "open" && !r.sustained {
+			// Its latencies would be those of a backlog, not of the offered rate.
+			rate = fmt.Sprintf("**%.0f: %.0f/s not sustained**", r.rate, r.offered)
+			p50, p99, worst = "n/a", "n/a", "n/a"
+		}
+		batch := "n/a"
+		if r.batch > 0 {
+			batch = fmt.Sprintf("%.1f", r.batch)
+		}
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s |\n", r.target, r.load(), rate,
+			p50, p99, worst, r.errs, perConv, used, batch, attributed, stored)
+	}
+	fmt.Println()
+	for _, r := range results {
+		switch {
+		case r.mode == "closed":
+			fmt.Printf("%s, %s: %.0f conversions/s\n", r.target, r.load(), r.rate)
+		case !r.sustained:
+			fmt.Printf("%s, %s: NOT SUSTAINED: %.0f of the %.0f/s offered were answered within the schedule; no p99 of the offered rate to report\n",
+				r.target, r.load(), r.rate, r.offered)
+		default:
+			verdict := "under"
+			if r.p99 >= *p99Goal {
+				verdict = "NOT under"
+			}
+			fmt.Printf("%s, %s: p99 %s, %s %s\n", r.target, r.load(), ms(r.p99), verdict, *p99Goal)
+		}
+	}
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+func (r *result) load() string {
+	if r.mode == "open" {
+		return fmt.Sprintf("open loop, %.0f/s", r.offered)
+	}
+	return fmt.Sprintf("closed loop, %d clients", r.conc)
+}
+
+// writerCounts are the SQLite conversion writer's counters from /metrics.
+type writerCounts struct{ conversions, batches float64 }
+
+// writerStats reads the writer's counters; zero when the server has none
+// (PostgreSQL).
+func (t *target) writerStats() writerCounts {
+	var c writerCounts
+	resp, err := t.client.Get(t.base + "/metrics")
+	if err != nil {
+		return c
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "heldsway_conversion_writer_conversions_total "); ok {
+			c.conversions, _ = strconv.ParseFloat(v, 64)
+		} else if v, ok := strings.CutPrefix(line, "heldsway_conversion_writer_batches_total "); ok {
+			c.batches, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return c
+}
+
+// batchTo returns the mean batch between c and a later reading; 0 if unknown.
+func (c writerCounts) batchTo(later writerCounts) float64 {
+	if later.batches <= c.batches {
+		return 0
+	}
+	return (later.conversions - c.conversions) / (later.batches - c.batches)
 }
 
 // procCPU returns the user+system CPU time of process pid from /proc (Linux),
@@ -350,8 +497,35 @@ func (t *target) prepare() error {
 	return rows.Err()
 }
 
-// run posts conversions from conc clients for d and returns the figures.
-func (t *target) run(phase string, conc int, d time.Duration, customers int) result {
+// post sends conversion n of phase and returns its status (0 and the error
+// text when the request failed) and, unless it is 201, the answer.
+func (t *target) post(phase string, n int64, customers int, rng *rand.Rand) (int, string) {
+	var buf bytes.Buffer
+	sub := 2000 + rng.IntN(50000)
+	fmt.Fprintf(&buf, `{"order_id":"%s-%s-%d","total":%d.%02d,"subtotal":%d.%02d,"tax":0,"currency":"USD",`+
+		`"click_id":"%s","customer":{"email":"c%d@example.com","name":"Customer"},`+
+		`"line_items":[{"product_id":"sku-1","name":"Widget","quantity":1,"price":%d.%02d},`+
+		`{"product_id":"sku-2","name":"Gadget","quantity":2,"price":0}]}`,
+		phase, t.name, n, sub/100, sub%100, sub/100, sub%100, t.clicks[rng.IntN(len(t.clicks))],
+		rng.IntN(customers), sub/100, sub%100)
+	req, _ := http.NewRequest(http.MethodPost, t.base+"/v1/conversions", &buf)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+t.token)
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	rb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusCreated {
+		return resp.StatusCode, ""
+	}
+	return resp.StatusCode, fmt.Sprintf("status %d: %s", resp.StatusCode, rb)
+}
+
+// closed posts conversions from conc clients for d, each client sending its
+// next request when its previous one is answered, and returns the figures.
+func (t *target) closed(phase string, conc int, d time.Duration, customers int) result {
 	var (
 		ok, errs, seq atomic.Int64
 		firstErr      atomic.Value
@@ -365,29 +539,9 @@ func (t *target) run(phase string, conc int, d time.Duration, customers int) res
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
-			var buf bytes.Buffer
 			for time.Now().Before(stop) {
-				n := seq.Add(1)
-				buf.Reset()
-				sub := 2000 + rng.IntN(50000)
-				fmt.Fprintf(&buf, `{"order_id":"%s-%s-%d","total":%d.%02d,"subtotal":%d.%02d,"tax":0,"currency":"USD",`+
-					`"click_id":"%s","customer":{"email":"c%d@example.com","name":"Customer"},`+
-					`"line_items":[{"product_id":"sku-1","name":"Widget","quantity":1,"price":%d.%02d},`+
-					`{"product_id":"sku-2","name":"Gadget","quantity":2,"price":0}]}`,
-					phase, t.name, n, sub/100, sub%100, sub/100, sub%100, t.clicks[rng.IntN(len(t.clicks))],
-					rng.IntN(customers), sub/100, sub%100)
-				req, _ := http.NewRequest(http.MethodPost, t.base+"/v1/conversions", bytes.NewReader(buf.Bytes()))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Authorization", "Bearer "+t.token)
 				t0 := time.Now()
-				resp, err := t.client.Do(req)
-				var status int
-				var rb []byte
-				if err == nil {
-					rb, _ = io.ReadAll(resp.Body)
-					resp.Body.Close()
-					status = resp.StatusCode
-				}
+				status, msg := t.post(phase, seq.Add(1), customers, rng)
 				el := time.Since(t0)
 				if status == http.StatusCreated {
 					ok.Add(1)
@@ -395,16 +549,13 @@ func (t *target) run(phase string, conc int, d time.Duration, customers int) res
 					continue
 				}
 				errs.Add(1)
-				msg := fmt.Sprintf("status %d: %s", status, rb)
-				if err != nil {
-					msg = err.Error()
-				}
 				firstErr.CompareAndSwap(nil, msg)
 			}
 		}()
 	}
 	wg.Wait()
-	r := result{target: t.name, ok: ok.Load(), errs: errs.Load(), elapsed: time.Since(start)}
+	r := result{target: t.name, mode: "closed", conc: conc, ok: ok.Load(), errs: errs.Load(), elapsed: time.Since(start)}
+	r.rate = float64(r.ok) / r.elapsed.Seconds()
 	if v := firstErr.Load(); v != nil {
 		r.firstErr = v.(string)
 	}
@@ -412,29 +563,96 @@ func (t *target) run(phase string, conc int, d time.Duration, customers int) res
 	for _, l := range lat {
 		all = append(all, l...)
 	}
+	r.percentiles(all)
+	return r
+}
+
+// open posts rate×d conversions, request i started at t0 + i/rate by a
+// goroutine of its own (so a slow answer never delays a later start), and
+// waits for all of them. Each latency runs from the request's scheduled start,
+// not from when it was sent: a delay of the load generator's, or a wait for a
+// connection, counts against the server like a late answer (no coordinated
+// omission). The rate reported is the 201s answered within the schedule's span
+// per second of it; every request is waited for and counted in the latencies.
+func (t *target) open(phase string, rate float64, d time.Duration, customers int) result {
+	n := int64(rate * d.Seconds())
+	var (
+		ok, errs, inSpan atomic.Int64
+		firstErr         atomic.Value
+		wg               sync.WaitGroup
+		lag              time.Duration
+	)
+	lat := make([]time.Duration, n)
+	failed := make([]bool, n)
+	t0 := time.Now()
+	end := t0.Add(d)
+	seed := uint64(t0.UnixNano())
+	for i := range n {
+		at := t0.Add(time.Duration(float64(i) * float64(time.Second) / rate))
+		if w := time.Until(at); w > 0 {
+			time.Sleep(w)
+		}
+		lag = max(lag, time.Since(at))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status, msg := t.post(phase, i, customers, rand.New(rand.NewPCG(uint64(i), seed)))
+			now := time.Now()
+			lat[i] = now.Sub(at)
+			if status != http.StatusCreated {
+				failed[i] = true
+				errs.Add(1)
+				firstErr.CompareAndSwap(nil, msg)
+				return
+			}
+			ok.Add(1)
+			if !now.After(end) {
+				inSpan.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	r := result{target: t.name, mode: "open", ok: ok.Load(), errs: errs.Load(), elapsed: time.Since(t0),
+		offered: rate, lag: lag}
+	r.rate = float64(inSpan.Load()) / d.Seconds()
+	r.sustained = r.rate >= sustainShare*rate
+	if v := firstErr.Load(); v != nil {
+		r.firstErr = v.(string)
+	}
+	all := make([]time.Duration, 0, n)
+	for i, l := range lat {
+		if !failed[i] {
+			all = append(all, l)
+		}
+	}
+	r.percentiles(all)
+	return r
+}
+
+// percentiles sets p50, p99 and max from the latencies of the 201s.
+func (r *result) percentiles(all []time.Duration) {
 	slices.Sort(all)
 	if len(all) > 0 {
 		r.p50, r.p99, r.worst = all[len(all)/2], all[len(all)*99/100], all[len(all)-1]
 	}
-	return r
 }
 
 // verify checks the measured run stored exactly one order per 201 and counts
 // the attributed ones.
-func (t *target) verify(r *result) error {
+func (t *target) verify(r *result, prefix string) error {
 	db, err := openDB(t.dsn)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	var n, attributed int64
-	if err := db.QueryRow(`SELECT COUNT(*), COUNT(affiliate_id) FROM orders WHERE order_id LIKE $1`, "run-"+t.name+"-%").
+	if err := db.QueryRow(`SELECT COUNT(*), COUNT(affiliate_id) FROM orders WHERE order_id LIKE $1`, prefix+t.name+"-%").
 		Scan(&n, &attributed); err != nil {
 		return err
 	}
+	r.stored, r.attributed = n, attributed
 	if n != r.ok {
-		return fmt.Errorf("%s: %d orders stored for %d answers 201", t.name, n, r.ok)
+		return fmt.Errorf("%s %s: %d orders stored for %d answers 201", t.name, r.mode, n, r.ok)
 	}
-	r.attributed = attributed
 	return nil
 }

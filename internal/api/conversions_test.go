@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -288,6 +289,44 @@ func TestConversionCreate(t *testing.T) {
 				t.Fatalf("replay: %d %d %s", r1.status, r2.status, r2.raw)
 			}
 		})
+	})
+}
+
+// TestConversionWriterMetrics: on SQLite /metrics counts the conversion
+// writer's conversions and batches (their ratio is the group commit's batch
+// size); PostgreSQL has no such writer and no such series.
+func TestConversionWriterMetrics(t *testing.T) {
+	t.Parallel()
+	eachEnv(t, func(t *testing.T, e *env) {
+		c := cvSetup(t, e)
+		for i := range 3 {
+			c.create(t, map[string]any{"order_id": fmt.Sprintf("#m-%d", i), "total": 10, "subtotal": 10, "currency": "USD"})
+		}
+		r := e.do("GET", "/metrics", "", nil)
+		if r.status != 200 {
+			t.Fatalf("metrics: %d", r.status)
+		}
+		if e.engine == "postgres" {
+			if strings.Contains(r.raw, "heldsway_conversion_writer_") {
+				t.Fatalf("conversion writer series on PostgreSQL:\n%s", grepLines(r.raw, "heldsway_conversion_writer_"))
+			}
+			return
+		}
+		var batches float64
+		for _, line := range strings.Split(r.raw, "\n") {
+			if v, ok := strings.CutPrefix(line, "heldsway_conversion_writer_batches_total "); ok {
+				batches, _ = strconv.ParseFloat(v, 64)
+			}
+		}
+		for _, want := range []string{"heldsway_conversion_writer_conversions_total 3", "heldsway_conversion_writer_reruns_total 0",
+			"heldsway_conversion_writer_alone_total 0"} {
+			if !strings.Contains(r.raw, want+"\n") {
+				t.Errorf("metrics lack %s:\n%s", want, grepLines(r.raw, "heldsway_conversion_writer_"))
+			}
+		}
+		if batches < 1 || batches > 3 {
+			t.Errorf("%v batches for 3 conversions", batches)
+		}
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/heldsway/heldsway/internal/store"
 	"github.com/heldsway/heldsway/internal/track"
 )
 
@@ -55,6 +56,25 @@ func (m *metrics) trackStats(stats func() track.Stats) {
 			func(s track.Stats) int64 { return s.Repeats }),
 		counter("heldsway_click_bots_total", "Redirects of known bots, not recorded.",
 			func(s track.Stats) int64 { return s.Bots }))
+}
+
+// conversionStats exports the SQLite conversion writer's counters:
+// conversions per batch is its group commit's batch size; reruns and
+// conversions retried alone count the batches a conversion spoiled.
+func (m *metrics) conversionStats(stats func() store.ConversionWriterStats) {
+	counter := func(name, help string, v func(store.ConversionWriterStats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(stats())) })
+	}
+	m.reg.MustRegister(
+		counter("heldsway_conversion_writer_conversions_total", "Conversions answered by the SQLite conversion writer (group commit).",
+			func(s store.ConversionWriterStats) int64 { return s.Conversions }),
+		counter("heldsway_conversion_writer_batches_total", "Transactions the SQLite conversion writer committed.",
+			func(s store.ConversionWriterStats) int64 { return s.Batches }),
+		counter("heldsway_conversion_writer_reruns_total", "Batches run again without a conversion that failed them.",
+			func(s store.ConversionWriterStats) int64 { return s.Reruns }),
+		counter("heldsway_conversion_writer_alone_total", "Conversions retried in a transaction of their own after their batch failed.",
+			func(s store.ConversionWriterStats) int64 { return s.Alone }))
 }
 
 func (m *metrics) observe(route, method string, status int, d time.Duration) {

@@ -114,6 +114,9 @@ func (s *Server) build() {
 	if st, ok := s.Tracker.(interface{ Stats() track.Stats }); ok {
 		s.metrics.trackStats(st.Stats)
 	}
+	if s.Store != nil && !s.Store.Dialect.IsPostgres() {
+		s.metrics.conversionStats(s.Store.ConversionWriterStats)
+	}
 	s.mux = http.NewServeMux()
 
 	registry := huma.NewMapRegistry("#/components/schemas/", huma.DefaultSchemaNamer)

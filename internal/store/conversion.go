@@ -424,36 +424,14 @@ func (s *Store) recordConversionChange(q *convQ, o *heldsway.Order, in *heldsway
 	if err != nil {
 		return err
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil {
-		return err
-	}
-	var lines []json.RawMessage
-	if err := json.Unmarshal(fields["commissions"], &lines); err != nil || len(lines) != len(o.Commissions) {
-		return fmt.Errorf("conversion snapshot: commissions %d of %d: %w", len(lines), len(o.Commissions), err)
-	}
 	ev, err := json.Marshal(conversionEvidence{snapNullStr(in.ClickID), snapNullStr(in.CouponCode), snapNullStr(in.ReferralCode)})
 	if err != nil {
 		return err
 	}
-	fields["evidence"] = ev
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
+	changes, lines, err := creationChanges(data, ev, len(o.Commissions))
+	if err != nil {
+		return err
 	}
-	slices.Sort(keys)
-	changes := make([]byte, 0, 2*len(data)+64)
-	changes = append(changes, '{')
-	for i, k := range keys {
-		if i > 0 {
-			changes = append(changes, ',')
-		}
-		changes = strconv.AppendQuote(changes, k) // snapshot keys are plain ASCII
-		changes = append(changes, `:{"before":null,"after":`...)
-		changes = append(changes, fields[k]...)
-		changes = append(changes, '}')
-	}
-	changes = append(changes, '}')
 
 	a := heldsway.ActorFrom(q.ctx)
 	var actorID sql.NullInt64
@@ -481,6 +459,39 @@ func (s *Store) recordConversionChange(q *convQ, o *heldsway.Order, in *heldsway
 	}
 	_, err = q.exec(text, args...)
 	return err
+}
+
+// creationChanges cuts the audit changes of an order's creation from its
+// marshalled snapshot: every field as {"before":null,"after":value}, with
+// "evidence" added, keys sorted (as diff's map marshals), values as marshalled.
+// It also returns the snapshot's n commission items.
+func creationChanges(data, evidence []byte, n int) (changes []byte, lines [][]byte, err error) {
+	fields, err := jsonMembers(data, make([]jsonMember, 0, 32))
+	if err != nil {
+		return nil, nil, fmt.Errorf("conversion snapshot: %w", err)
+	}
+	for _, f := range fields {
+		if f.key == "commissions" {
+			lines, err = jsonElements(f.value, make([][]byte, 0, n))
+		}
+	}
+	if err != nil || len(lines) != n {
+		return nil, nil, fmt.Errorf("conversion snapshot: commissions %d of %d: %w", len(lines), n, err)
+	}
+	fields = append(fields, jsonMember{key: "evidence", value: evidence})
+	slices.SortFunc(fields, func(a, b jsonMember) int { return strings.Compare(a.key, b.key) })
+	changes = make([]byte, 0, 2*len(data)+64)
+	changes = append(changes, '{')
+	for i, f := range fields {
+		if i > 0 {
+			changes = append(changes, ',')
+		}
+		changes = strconv.AppendQuote(changes, f.key) // snapshot keys are plain ASCII
+		changes = append(changes, `:{"before":null,"after":`...)
+		changes = append(changes, f.value...)
+		changes = append(changes, '}')
+	}
+	return append(changes, '}'), lines, nil
 }
 
 // conversionEvidence is the attribution evidence as reported, for the audit

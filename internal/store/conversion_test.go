@@ -224,6 +224,95 @@ func TestCreateConversionConcurrentNewCustomer(t *testing.T) {
 	})
 }
 
+// TestCreateConversionSpoiledBatch: a conversion that fails once it began
+// writing (here a trigger refuses its order) fails alone, with nothing of it
+// stored; the conversions group-committed with it are all recorded, once. On
+// SQLite the writer runs its batch again without it rather than retrying every
+// conversion of the batch in a transaction of its own.
+func TestCreateConversionSpoiledBatch(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := cvSetup(t, st)
+		db := st.DB()
+		trigger := []string{`CREATE TRIGGER conv_refuse BEFORE INSERT ON orders WHEN NEW.order_id = '#bad'
+			BEGIN SELECT RAISE(ABORT, 'order refused'); END`}
+		if st.Dialect.IsPostgres() {
+			trigger = []string{`CREATE FUNCTION conv_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+				BEGIN RAISE EXCEPTION 'order refused'; END $$`,
+				`CREATE TRIGGER conv_refuse BEFORE INSERT ON orders FOR EACH ROW WHEN (NEW.order_id = '#bad')
+				EXECUTE FUNCTION conv_refuse()`}
+		}
+		for _, q := range trigger {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := st.ConversionWriterStats()
+		// On SQLite, holding the writer connection queues the conversions:
+		// the first is taken alone and waits for the connection, the others
+		// make the next batch, #bad among them.
+		hold, err := db.BeginTx(f.ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 20
+		ids := []string{"#first"}
+		for i := range n - 2 {
+			ids = append(ids, fmt.Sprintf("#ok-%d", i))
+			if i == n/2 {
+				ids = append(ids, "#bad")
+			}
+		}
+		errs := make([]error, len(ids))
+		var wg sync.WaitGroup
+		for i, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = st.CreateConversion(f.ctx, f.ws.ID, f.input(id))
+			}()
+			if i == 0 {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		if err := hold.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		for i, id := range ids {
+			if id == "#bad" {
+				var he *heldsway.Error
+				if errs[i] == nil || errors.As(errs[i], &he) {
+					t.Fatalf("#bad: error %v, want the database's refusal", errs[i])
+				}
+			} else if errs[i] != nil {
+				t.Fatalf("%s: %v", id, errs[i])
+			}
+		}
+		for table, want := range map[string]int{"orders": n - 1, "commissions": n - 1, "audit_log": n - 1, "events": 2 * (n - 1)} {
+			if got := f.count(table); got != want {
+				t.Fatalf("%s: %d rows, want %d", table, got, want)
+			}
+		}
+		var rolled int64
+		if err := db.QueryRow(`SELECT COALESCE(SUM(conversions), 0) FROM rollup_totals WHERE workspace_id = $1`, f.ws.ID).
+			Scan(&rolled); err != nil || rolled != n-1 {
+			t.Fatalf("rollup_totals: %d conversions (%v), want %d", rolled, err, n-1)
+		}
+		if st.Dialect.IsPostgres() {
+			return
+		}
+		got := st.ConversionWriterStats()
+		if d := got.Conversions - before.Conversions; d != n {
+			t.Fatalf("writer answered %d conversions, want %d", d, n)
+		}
+		if reruns, alone := got.Reruns-before.Reruns, got.Alone-before.Alone; reruns != 1 || alone != 1 {
+			t.Fatalf("%d reruns and %d conversions retried alone, want 1 and 1 (only #bad alone)", reruns, alone)
+		}
+	})
+}
+
 // BenchmarkCreateConversion measures the store's conversion path (attribution
 // by click id, commission, customer, order, items, audit entry, events) from
 // parallel callers, as POST /v1/conversions drives it; on SQLite that is the

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heldsway/heldsway/internal/heldsway"
@@ -22,9 +24,11 @@ import (
 // copy every page it touched into a statement journal). There is no timer: a
 // lone conversion is written at once, and batches grow only with concurrency.
 // A caller is answered after its batch committed, so a 201 always names a
-// stored order. If the batch fails (an error once a conversion began writing,
-// or the commit), each conversion is retried in a transaction of its own, so
-// one cannot fail the others.
+// stored order. If a conversion fails once it began writing, the batch rolls
+// back, that conversion is retried alone and the others run again as one
+// batch; if the batch fails as a whole (the commit), each conversion is
+// retried in a transaction of its own. Either way one cannot fail the others
+// (see flush).
 //
 // PostgreSQL takes concurrent writers, and commits of concurrent transactions
 // share their WAL flushes, so there each conversion has its own transaction
@@ -42,6 +46,27 @@ const convBatchTimeout = 10 * time.Second
 // convWriterIdle is how long a writer waits for work before it exits.
 const convWriterIdle = 2 * time.Second
 
+// ConversionWriterStats counts the SQLite conversion writer's work since the
+// store opened (all zero on PostgreSQL). Conversions ÷ Batches is the group
+// commit's mean batch.
+type ConversionWriterStats struct {
+	Conversions int64 // conversions the writer answered
+	Batches     int64 // transactions it committed
+	Reruns      int64 // batches run again without a conversion that spoiled them
+	Alone       int64 // conversions retried in a transaction of their own after their batch failed
+}
+
+type convWriterStats struct {
+	conversions, batches, reruns, alone atomic.Int64
+}
+
+// ConversionWriterStats returns the conversion writer's counters.
+func (s *Store) ConversionWriterStats() ConversionWriterStats {
+	c := &s.convStats
+	return ConversionWriterStats{Conversions: c.conversions.Load(), Batches: c.batches.Load(), Reruns: c.reruns.Load(),
+		Alone: c.alone.Load()}
+}
+
 // convWriters holds each store's running writer.
 var convWriters sync.Map // *Store → *convWriter
 
@@ -53,6 +78,8 @@ type convWriter struct {
 	// are sent): it exits only when none is, under mu, and is then dead.
 	pending int
 	dead    bool
+	// The writer connection's statements, looked up once per writer.
+	prepared, rollupPrepared map[string]*sql.Stmt
 }
 
 type convReq struct {
@@ -164,6 +191,7 @@ func (w *convWriter) run() {
 		w.pending -= len(batch)
 		w.mu.Unlock()
 		w.flush(batch)
+		w.s.convStats.conversions.Add(int64(len(batch)))
 		for _, r := range batch {
 			close(r.done)
 		}
@@ -172,62 +200,104 @@ func (w *convWriter) run() {
 	}
 }
 
-// flush records batch in one transaction and sets every request's result. If
-// the batch fails as a whole, each request is retried alone.
+// maxConvReruns bounds how many times flush runs a batch again without a
+// conversion that spoiled it before it retries each conversion alone.
+const maxConvReruns = 3
+
+// flush records batch and sets every request's result. A conversion that fails
+// once it began writing spoils the transaction, which rolls back: that one is
+// retried alone (its error may have been caused by the batch), and the others
+// run again as one batch. So a bad conversion costs its batch two more
+// transactions, not one per conversion (a batch of 64 retried alone meant 64
+// commits while every newer conversion waited). A failure that is the batch's
+// own (begin, the rollups, the commit) has no culprit; then, or after
+// maxConvReruns culprits, each conversion is retried alone, so none can fail
+// the others.
 func (w *convWriter) flush(batch []*convReq) {
-	err := w.record(batch)
-	if err == nil {
-		return
-	}
-	if len(batch) == 1 {
-		batch[0].o, batch[0].err = nil, err
-		return
-	}
-	for _, r := range batch {
-		r.o, r.err = nil, nil
-		if err := w.record([]*convReq{r}); err != nil {
-			r.o, r.err = nil, err
+	for reruns := 0; ; reruns++ {
+		failed, err := w.record(batch)
+		if err == nil {
+			return
 		}
+		for _, r := range batch { // the rolled-back transaction's results
+			r.o, r.err = nil, nil
+		}
+		if len(batch) == 1 {
+			batch[0].err = err
+			return
+		}
+		if failed < 0 || reruns == maxConvReruns {
+			w.s.convStats.alone.Add(int64(len(batch)))
+			for i, r := range batch {
+				if _, err := w.record(batch[i : i+1]); err != nil {
+					r.o, r.err = nil, err
+				}
+			}
+			return
+		}
+		w.s.convStats.reruns.Add(1)
+		w.s.convStats.alone.Add(1)
+		bad := batch[failed]
+		if _, err := w.record([]*convReq{bad}); err != nil {
+			bad.o, bad.err = nil, err
+		}
+		// A new slice: run answers the whole of its batch afterwards.
+		batch = append(slices.Clip(batch[:failed]), batch[failed+1:]...)
 	}
 }
 
-// record runs batch in one transaction, each conversion in a savepoint; the
-// error is the batch's own (the conversions' errors are in their requests).
-func (w *convWriter) record(batch []*convReq) error {
+// record runs batch in one transaction; the error is the batch's own (the
+// conversions' errors are in their requests), and failed is the index of the
+// conversion that caused it, -1 if none did.
+//
+// The statements run with contexts that are never done: modernc.org/sqlite
+// starts a goroutine per statement to interrupt it when its context ends, and
+// with a dozen statements per conversion those goroutines (and a timer per
+// request for its deadline) were a tenth of the writer's time. A caller that
+// leaves mid-batch must not interrupt the others' transaction anyway. The
+// batch's deadline still holds between statements: database/sql rolls the
+// transaction back when its context (ctx) ends, and every later statement
+// fails. The conversion's statements are indexed lookups and single-row
+// inserts, so none runs long on its own.
+func (w *convWriter) record(batch []*convReq) (failed int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), convBatchTimeout)
 	defer cancel()
 	s := w.s
-	prepared, err := s.prepareConv(ctx)
-	if err != nil {
-		return err
+	if w.prepared == nil {
+		if w.prepared, err = s.prepareConv(ctx); err != nil {
+			return -1, err
+		}
 	}
-	rollupPrepared, err := s.rollupStmts(ctx)
-	if err != nil {
-		return err
+	if w.rollupPrepared == nil {
+		if w.rollupPrepared, err = s.rollupStmts(ctx); err != nil {
+			return -1, err
+		}
 	}
-	deadline, _ := ctx.Deadline()
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	failed = -1
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		stmtCtx := context.WithoutCancel(ctx)
 		// The batch's rollups are flushed once, after its last conversion.
-		q := &convQ{ctx: ctx, tx: tx, prepared: prepared, precheck: true, rollup: s.newRollup(ctx, tx, rollupPrepared)}
-		for _, r := range batch {
+		q := &convQ{ctx: stmtCtx, tx: tx, prepared: w.prepared, precheck: true, rollup: s.newRollup(stmtCtx, tx, w.rollupPrepared)}
+		for i, r := range batch {
 			if err := r.ctx.Err(); err != nil {
 				r.err = unavailable(err) // the caller left before its turn
 				continue
 			}
-			// The request's values (the actor the audit entry names), the
-			// batch's deadline, and no cancellation: a caller that leaves
-			// mid-statement must not interrupt the others' transaction.
-			rctx, cancel := context.WithDeadline(context.WithoutCancel(r.ctx), deadline)
-			q.ctx = rctx
-			err := w.recordOne(q, r)
-			cancel()
-			if err != nil {
+			// The request's values (the actor the audit entry names).
+			q.ctx = context.WithoutCancel(r.ctx)
+			if err := w.recordOne(q, r); err != nil {
+				failed = i
 				return err
 			}
 		}
-		q.ctx = ctx
+		q.ctx = stmtCtx
 		return q.rollup.flush()
 	})
+	if err == nil {
+		failed = -1
+		s.convStats.batches.Add(1)
+	}
+	return failed, err
 }
 
 // recordOne records r in q's transaction. Its own error is answered to it; an

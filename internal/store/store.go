@@ -66,6 +66,8 @@ type Store struct {
 	sparseSearch int
 	// idem group-commits the idempotency records' completions (groupcommit.go).
 	idem *groupCommitter
+	// convStats counts the conversion writer's work (conversionwriter.go).
+	convStats convWriterStats
 	// search indexes new affiliates for search in batches (searchindex.go);
 	// nil on PostgreSQL.
 	search *searchIndexer
