@@ -551,3 +551,17 @@ func clickArrays(clicks []heldsway.Click) []any {
 	}
 	return []any{ws, link, aff, prog, cid, vid, ip, ua, ref, q, at}
 }
+
+// ClickWriters is how many click batches the redirect's writer keeps in
+// flight by default (track.Options.Writers): one on SQLite, which has one
+// writer connection; pgClickWriters on PostgreSQL, where a batch mostly waits
+// (the round trip, the commit's WAL flush).
+func (s *Store) ClickWriters() int {
+	if !s.Dialect.IsPostgres() {
+		return 1
+	}
+	return pgClickWriters
+}
+
+// pgClickWriters: measured with bench/redirect.sh, see the commit adding it.
+const pgClickWriters = 3

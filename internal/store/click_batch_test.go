@@ -331,3 +331,14 @@ func waitLockWait(t *testing.T, st *store.Store, ws int64) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// SQLite has one writer connection: the redirect keeps one batch in flight
+// there; PostgreSQL takes several.
+func TestClickWriters(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		if n := st.ClickWriters(); st.Dialect.IsPostgres() && n < 2 || !st.Dialect.IsPostgres() && n != 1 {
+			t.Fatalf("%s: %d click writers", st.Dialect.Name, n)
+		}
+	})
+}
