@@ -306,7 +306,9 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 		if pooled {
 			defer func() { s.clickShards <- shard }()
 		}
-		if locs := s.cachedRollupZones(clicks); locs != nil {
+		// A request's Idempotency-Key is claimed by s.tx, in its transaction.
+		claim := heldsway.IdempotencyClaimFrom(ctx)
+		if locs := s.cachedRollupZones(clicks); locs != nil && (claim == nil || claim.Recorded()) {
 			err := s.insertClicksPipelined(ctx, clicks, linkCounts, locs, shard)
 			if !errors.Is(err, errRollupZoneChanged) {
 				return err

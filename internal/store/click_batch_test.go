@@ -342,3 +342,26 @@ func TestClickWriters(t *testing.T) {
 		}
 	})
 }
+
+// A click written with a request's Idempotency-Key claim (an SDK click on a
+// server without the redirect's writer) records the key in its transaction,
+// pipelined path or not.
+func TestInsertClicksClaimsIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		s := &clickSeed{t: t, st: st, now: t0}
+		ws, prog, aff := s.workspace("one", "ALICE")
+		l := s.link(ws, aff, "a1", "https://one.example/")
+		if err := st.InsertClicks(ctx, []heldsway.Click{newClick(ws, prog, aff, l, "c1", t0)}); err != nil {
+			t.Fatal(err)
+		}
+		claim := &heldsway.IdempotencyClaim{WorkspaceID: ws, Scope: "POST /v1/track/click", Key: "k1", Fingerprint: []byte("f")}
+		if err := st.InsertClicks(heldsway.WithIdempotencyClaim(ctx, claim), []heldsway.Click{newClick(ws, prog, aff, l, "c2", t0)}); err != nil {
+			t.Fatal(err)
+		}
+		if !claim.Recorded() {
+			t.Fatal("the click's transaction did not record the Idempotency-Key")
+		}
+	})
+}
