@@ -310,13 +310,18 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 		claim := heldsway.IdempotencyClaimFrom(ctx)
 		if locs := s.cachedRollupZones(clicks); locs != nil && (claim == nil || claim.Recorded()) {
 			err := s.insertClicksPipelined(ctx, clicks, linkCounts, locs, shard)
-			if !errors.Is(err, errRollupZoneChanged) {
+			switch {
+			case errors.Is(err, errRollupZoneChanged):
+				// A rebuild changed a time zone since it was cached: the
+				// transaction wrote nothing; run it again reading the zones.
+				for ws := range locs {
+					s.rollupZones.Delete(ws)
+				}
+			case err != nil && pgconn.SafeToRetry(err):
+				// Nothing reached the server (a pooled connection that had
+				// died): run it again on another, as database/sql would.
+			default:
 				return err
-			}
-			// A rebuild changed a time zone since it was cached: the
-			// transaction wrote nothing; run it again reading the zones.
-			for ws := range locs {
-				s.rollupZones.Delete(ws)
 			}
 		}
 		return s.tx(ctx, func(tx *sql.Tx) error {
