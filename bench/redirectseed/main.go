@@ -73,7 +73,7 @@ func run(args []string) error {
 		fmt.Println(id)
 	case "count":
 		var count, rows int64
-		if err := q.QueryRowContext(ctx, `SELECT click_count FROM links WHERE id = $1`, *link).Scan(&count); err != nil {
+		if count, err = st.LinkClickCount(ctx, *link); err != nil {
 			return err
 		}
 		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM clicks WHERE link_id = $1`, *link).Scan(&rows); err != nil {

@@ -349,7 +349,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	// The click redirect GET /r/{slug}: its link cache and group-commit writer.
-	tr, err := track.New(ctx, st, track.Options{Logger: logger})
+	topts := track.Options{Logger: logger}
+	if v := getenv("HELDSWAY_CLICK_WRITERS"); v != "" && st.Dialect.IsPostgres() {
+		if topts.Writers, err = strconv.Atoi(v); err != nil || topts.Writers < 1 {
+			return usageError{"HELDSWAY_CLICK_WRITERS must be a positive integer"}
+		}
+	}
+	tr, err := track.New(ctx, st, topts)
 	if err != nil {
 		return err
 	}

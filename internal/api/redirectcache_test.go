@@ -116,8 +116,8 @@ func (r *rcEnv) notFound(t *testing.T, slug string) {
 
 func (r *rcEnv) clicks(t *testing.T, link int64) int64 {
 	t.Helper()
-	var n int64
-	if err := r.store.DB().QueryRow(`SELECT click_count FROM links WHERE id = $1`, link).Scan(&n); err != nil {
+	n, err := r.store.LinkClickCount(context.Background(), link)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -284,8 +284,7 @@ func TestStorefrontClickAttribution(t *testing.T) {
 			if d["click_id"] != clickID || d["counted"] != false || s.count(t, "clicks") != before {
 				t.Fatalf("redirect landing %v", d)
 			}
-			var clicks int64
-			if err := s.store.DB().QueryRow(`SELECT click_count FROM links WHERE id = $1`, linkID).Scan(&clicks); err != nil || clicks != 1 {
+			if clicks, err := s.store.LinkClickCount(context.Background(), linkID); err != nil || clicks != 1 {
 				t.Fatalf("click_count %d %v", clicks, err)
 			}
 			s.post(t, "/v1/track/add-to-cart", 201, map[string]any{"visitor_id": v, "click_id": clickID,

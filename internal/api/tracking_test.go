@@ -69,8 +69,7 @@ func TestRedirectRoute(t *testing.T) {
 		if res.Header.Get("X-Request-Id") == "" || len(res.Cookies()) != 2 {
 			t.Fatalf("request id %q, cookies %v", res.Header.Get("X-Request-Id"), res.Cookies())
 		}
-		var count int64
-		if err := e.store.DB().QueryRow(`SELECT click_count FROM links WHERE id = $1`, link).Scan(&count); err != nil || count != 1 {
+		if count, err := e.store.LinkClickCount(context.Background(), link); err != nil || count != 1 {
 			t.Fatalf("click_count %d %v", count, err)
 		}
 		if res := fetch("/r/unknown"); res.StatusCode != http.StatusNotFound || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {

@@ -5,11 +5,17 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	mrand "math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/heldsway/heldsway/internal/heldsway"
 )
@@ -230,9 +236,25 @@ const insertClicksPG = `INSERT INTO clicks (workspace_id, link_id, affiliate_id,
 	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
 		$7::bytea[], $8::text[], $9::text[], $10::text[], $11::bigint[])`
 
-// countClicksSQL adds a batch's clicks to one link. click_count only: updated_at
-// is the link caches' change marker, and a click is not a change of the link.
+// countClicksSQL adds a batch's clicks to one link (SQLite). click_count only:
+// updated_at is the link caches' change marker, and a click is not a change of
+// the link.
 const countClicksSQL = `UPDATE links SET click_count = click_count + $1 WHERE workspace_id = $2 AND id = $3`
+
+// countClicksPG adds a batch's clicks to its links' shard rows of link_clicks
+// (migration 00042), in the order given: sorted, one lock order for every
+// batch.
+const countClicksPG = `INSERT INTO link_clicks (workspace_id, link_id, shard, clicks)
+	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::integer[], $4::bigint[])
+	ON CONFLICT (workspace_id, link_id, shard) DO UPDATE SET clicks = link_clicks.clicks + excluded.clicks`
+
+func linkCountArrays(counts []linkCount, shard int) []any {
+	ws, id, sh, n := make([]int64, len(counts)), make([]int64, len(counts)), make([]int32, len(counts)), make([]int64, len(counts))
+	for i, c := range counts {
+		ws[i], id[i], sh[i], n[i] = c.ws, c.id, int32(shard), c.n
+	}
+	return []any{ws, id, sh, n}
+}
 
 // writerStmt returns a statement prepared on the writer connection, kept for the
 // store's life in wstmts (closed by Close). On SQLite it must be prepared outside
@@ -253,14 +275,20 @@ func (s *Store) writerStmt(ctx context.Context, query string) (*sql.Stmt, error)
 	return st, nil
 }
 
-// InsertClicks writes clicks in one transaction, with one click_count increment
-// per link, so links.click_count always equals the link's rows in clicks. The
-// click writer (internal/track) calls it with a whole batch: group commit.
+// InsertClicks writes clicks in one transaction, with their links' click
+// counts and daily rollups, so a link's click count always equals its rows in
+// clicks. The click writer (internal/track) calls it with a whole batch: group
+// commit.
 //
-// SQLite runs prepared multi-row INSERTs (insertClickRows), and the clicks
-// reach the rollups through the tailer (clickrollup.go); PostgreSQL sends the
-// batch as arrays (unnest) and counts it in the rollups in the same
-// transaction.
+// SQLite runs prepared multi-row INSERTs (clickChunks) and adds to
+// links.click_count; the clicks reach the rollups through the tailer
+// (clickrollup.go). PostgreSQL, where several batches commit at once, sends
+// the batch as arrays (unnest) and counts it in one shard of the rollups and
+// of link_clicks (takeClickShard), so that concurrent batches through one link
+// do not queue on the same rows until each other's commit. When every
+// workspace's rollup time zone is cached, the whole transaction goes as one
+// pipeline (insertClicksPipelined); else, or if a cached zone turns out
+// stale, statement by statement, reading the zones.
 func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error {
 	if len(clicks) == 0 {
 		return nil
@@ -277,46 +305,185 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 	// One lock order for every batch on every node: no deadlock between
 	// concurrent batches that touch the same links.
 	slices.SortFunc(keys, func(a, b linkKey) int { return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.id, b.id)) })
-
-	var clickStmts map[string]*sql.Stmt
-	if !s.Dialect.IsPostgres() {
-		var err error
-		if clickStmts, err = s.preparedSet(ctx, "clicks", clickQueries); err != nil {
-			return err
-		}
+	linkCounts := make([]linkCount, len(keys))
+	for i, k := range keys {
+		linkCounts[i] = linkCount{k.ws, k.id, counts[k]}
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if s.Dialect.IsPostgres() {
+
+	if s.Dialect.IsPostgres() {
+		shard, pooled := s.takeClickShard()
+		if pooled {
+			defer func() { s.clickShards <- shard }()
+		}
+		// A request's Idempotency-Key is claimed by s.tx, in its transaction.
+		claim := heldsway.IdempotencyClaimFrom(ctx)
+		if locs := s.cachedRollupZones(clicks); locs != nil && (claim == nil || claim.Recorded()) {
+			err := s.insertClicksPipelined(ctx, clicks, linkCounts, locs, shard)
+			switch {
+			case errors.Is(err, errRollupZoneChanged):
+				// A rebuild changed a time zone since it was cached: the
+				// transaction wrote nothing; run it again reading the zones.
+				for ws := range locs {
+					s.rollupZones.Delete(ws)
+				}
+			case err != nil && pgconn.SafeToRetry(err):
+				// Nothing reached the server (a pooled connection that had
+				// died): run it again on another, as database/sql would.
+			default:
+				return err
+			}
+		}
+		return s.tx(ctx, func(tx *sql.Tx) error {
 			if err := insertClickArrays(ctx, tx, clicks); err != nil {
 				return err
 			}
-			for _, k := range keys {
-				if _, err := tx.ExecContext(ctx, countClicksSQL, counts[k], k.ws, k.id); err != nil {
-					return err
-				}
-			}
-			// The daily rollups count the batch in the same transaction:
-			// one row update per link and day, whatever the batch's size.
 			r := s.newRollup(ctx, tx, nil)
+			r.clickShard = shard
 			for i := range clicks {
 				if err := r.click(&clicks[i]); err != nil {
 					return err
 				}
 			}
-			return r.flush()
-		}
+			if err := r.flush(); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, countClicksPG, linkCountArrays(linkCounts, shard)...)
+			return err
+		})
+	}
+
+	clickStmts, err := s.preparedSet(ctx, "clicks", clickQueries)
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
 		if err := insertClickRows(ctx, tx, clickStmts, clicks); err != nil {
 			return err
 		}
 		upd := tx.StmtContext(ctx, clickStmts[countClicksSQL])
 		defer upd.Close()
-		for _, k := range keys {
-			if _, err := upd.ExecContext(ctx, counts[k], k.ws, k.id); err != nil {
+		for _, c := range linkCounts {
+			if _, err := upd.ExecContext(ctx, c.n, c.ws, c.id); err != nil {
 				return err
 			}
 		}
 		return nil // the tailer adds the clicks to the rollups (clickrollup.go)
 	})
+}
+
+// takeClickShard returns a shard no other click batch of this store is
+// using, to be given back to clickShards, if one is free; else a random one
+// (more batches than shards then share some).
+func (s *Store) takeClickShard() (shard int, pooled bool) {
+	select {
+	case i := <-s.clickShards:
+		return i, true
+	default:
+		return mrand.IntN(s.Dialect.dimShards()), false
+	}
+}
+
+// linkCount is one link's clicks in a batch.
+type linkCount struct{ ws, id, n int64 }
+
+// zoneChanged is the text of the error checkRollupZonesPG raises.
+const zoneChanged = "heldsway: rollup time zone changed"
+
+// errRollupZoneChanged reports that a pipelined batch found a workspace's
+// rollup time zone other than the cached one, and so wrote nothing.
+var errRollupZoneChanged = errors.New("store: rollup time zone changed since cached")
+
+// checkRollupZonesPG takes a writer's KEY SHARE lock on each workspace's
+// rollup_state row, in the order given (sorted), as rollup.loc would, and
+// fails the transaction if a row is missing or holds another time zone than
+// the one the batch's days were computed in. The failure is a cast error
+// carrying zoneChanged: a pipeline cannot look at an answer before its
+// commit, so the check has to abort the transaction itself. Waiting for a
+// rebuild's FOR UPDATE, the lock reads the row as the rebuild left it
+// (READ COMMITTED re-checks the updated row), so a zone changed meanwhile is
+// caught too.
+const checkRollupZonesPG = `SELECT CAST(CASE
+	WHEN (SELECT s.timezone FROM rollup_state s WHERE s.workspace_id = z.ws FOR KEY SHARE) = z.tz THEN '1'
+	ELSE '` + zoneChanged + `' END AS integer)
+	FROM unnest($1::bigint[], $2::text[]) AS z(ws, tz)`
+
+// cachedRollupZones returns the cached rollup time zone of every workspace of
+// clicks, or nil if one is not cached.
+func (s *Store) cachedRollupZones(clicks []heldsway.Click) map[int64]string {
+	out := map[int64]string{}
+	for i := range clicks {
+		ws := clicks[i].WorkspaceID
+		if _, ok := out[ws]; ok {
+			continue
+		}
+		tz, ok := s.rollupZones.Load(ws)
+		if !ok {
+			return nil
+		}
+		out[ws] = tz.(string)
+	}
+	return out
+}
+
+// insertClicksPipelined writes a batch on PostgreSQL in one round trip: the
+// zone check, the INSERT, the rollup upserts and the link count upsert are
+// sent as one pgx pipeline ending in a single Sync, which PostgreSQL runs as
+// one implicit transaction: a statement that fails rolls back every one
+// before it and skips the rest. The rollup days come from the cached time
+// zones; if the check finds one changed, errRollupZoneChanged.
+//
+// Lock order, as on the serial path: rollup_state (KEY SHARE), the rollup
+// rows (sorted), then the link_clicks rows (sorted). The rows a batch updates
+// are those of its shard, which no other batch of this node holds meanwhile.
+func (s *Store) insertClicksPipelined(ctx context.Context, clicks []heldsway.Click, counts []linkCount, zones map[int64]string, shard int) error {
+	b := &pgx.Batch{}
+	ws := make([]int64, 0, len(zones))
+	for id := range zones {
+		ws = append(ws, id)
+	}
+	slices.Sort(ws)
+	tzs := make([]string, len(ws))
+	for i, id := range ws {
+		tzs[i] = zones[id]
+	}
+	b.Queue(checkRollupZonesPG, ws, tzs)
+	b.Queue(insertClicksPG, clickArrays(clicks)...)
+	r := s.newRollup(ctx, nil, nil)
+	r.batch, r.clickShard = b, shard
+	for id, tz := range zones {
+		r.locs[id] = loadLocation(tz)
+	}
+	for i := range clicks {
+		if err := r.click(&clicks[i]); err != nil {
+			return err
+		}
+	}
+	if err := r.flush(); err != nil {
+		return err
+	}
+	b.Queue(countClicksPG, linkCountArrays(counts, shard)...)
+
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		err := pc.SendBatch(ctx, b).Close()
+		if err != nil && !pc.IsClosed() && pc.PgConn().TxStatus() != 'I' {
+			// Not expected (the implicit transaction ends at the Sync), but a
+			// connection must not go back to the pool inside a transaction.
+			pc.Close(context.WithoutCancel(ctx))
+			return errors.Join(err, driver.ErrBadConn)
+		}
+		return err
+	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && strings.Contains(pe.Message, zoneChanged) {
+		return errRollupZoneChanged
+	}
+	return unavailable(err)
 }
 
 // insertClickRows inserts clicks through the prepared multi-row INSERTs of
@@ -351,6 +518,12 @@ func insertClickRows(ctx context.Context, tx *sql.Tx, prepared map[string]*sql.S
 }
 
 func insertClickArrays(ctx context.Context, tx *sql.Tx, clicks []heldsway.Click) error {
+	_, err := tx.ExecContext(ctx, insertClicksPG, clickArrays(clicks)...)
+	return err
+}
+
+// clickArrays are insertClicksPG's arguments: one array per column.
+func clickArrays(clicks []heldsway.Click) []any {
 	n := len(clicks)
 	ws, link, aff, prog, at := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	cid, vid, ua, ref, q := make([]string, n), make([]string, n), make([]*string, n), make([]*string, n), make([]*string, n)
@@ -369,6 +542,19 @@ func insertClickArrays(ctx context.Context, tx *sql.Tx, clicks []heldsway.Click)
 			ip[i] = c.IPHash
 		}
 	}
-	_, err := tx.ExecContext(ctx, insertClicksPG, ws, link, aff, prog, cid, vid, ip, ua, ref, q, at)
-	return err
+	return []any{ws, link, aff, prog, cid, vid, ip, ua, ref, q, at}
 }
+
+// ClickWriters is how many click batches the redirect's writer keeps in
+// flight by default (track.Options.Writers): one on SQLite, which has one
+// writer connection; pgClickWriters on PostgreSQL, where a batch mostly waits
+// (the round trip, the commit's WAL flush).
+func (s *Store) ClickWriters() int {
+	if !s.Dialect.IsPostgres() {
+		return 1
+	}
+	return pgClickWriters
+}
+
+// pgClickWriters: measured with bench/redirect.sh, see the commit adding it.
+const pgClickWriters = 3

@@ -121,8 +121,12 @@ func TestInsertClicks(t *testing.T) {
 			link int64
 			want int64
 		}{{l1, 600}, {l2, 100}} {
-			var count, rows, updated int64
-			if err := st.DB().QueryRow(`SELECT click_count, updated_at FROM links WHERE id = $1`, c.link).Scan(&count, &updated); err != nil {
+			var rows, updated int64
+			count, err := st.LinkClickCount(ctx, c.link)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.DB().QueryRow(`SELECT updated_at FROM links WHERE id = $1`, c.link).Scan(&updated); err != nil {
 				t.Fatal(err)
 			}
 			if err := st.DB().QueryRow(`SELECT COUNT(*) FROM clicks WHERE link_id = $1`, c.link).Scan(&rows); err != nil {
@@ -158,9 +162,7 @@ func TestInsertClicks(t *testing.T) {
 		if err == nil {
 			t.Fatal("duplicate click id accepted")
 		}
-		var count int64
-		_ = st.DB().QueryRow(`SELECT click_count FROM links WHERE id = $1`, l1).Scan(&count)
-		if count != 600 {
+		if count, _ := st.LinkClickCount(ctx, l1); count != 600 {
 			t.Fatalf("a failed batch changed click_count to %d", count)
 		}
 	})

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/heldsway/heldsway/internal/heldsway"
 )
 
@@ -27,6 +29,9 @@ import (
 // concurrent writers never deadlock on rollups. A rebuild takes the
 // rollup_state row FOR UPDATE, so it waits for the writers in flight and
 // they wait for it. Flushing last keeps the row locks only for the commit.
+// The click batches of PostgreSQL may take the KEY SHARE without reading the
+// zone, from a cache, in a statement that fails the batch if the zone is not
+// the cached one (checkRollupZonesPG in click.go).
 
 // rollupShards spreads a day's workspace totals over this many rows on
 // PostgreSQL, where concurrent transactions would otherwise queue on one row
@@ -321,12 +326,21 @@ type rollup struct {
 	tx       *sql.Tx
 	prepared map[string]*sql.Stmt // on the writer connection; nil: run the text
 	bound    map[string]*sql.Stmt
-	locs     map[int64]*time.Location
-	dims     map[dimKey]*heldsway.Counts
-	tots     map[totKey]*heldsway.Counts
-	sess     map[sessKey]bool
-	pages    map[pageKey]int64
-	prods    map[prodKey]*prodVal
+	// batch, when set, takes PostgreSQL's upserts instead of tx: the caller
+	// sends them in one pipeline with the rest of its transaction, and has
+	// set locs (nothing may need an answer before the flush).
+	batch *pgx.Batch
+	// clickShard is the shard of rollup_daily and rollup_totals that click
+	// counts go to: one per click batch in flight (see clickShards), so that
+	// concurrent batches through one link do not queue on its rows. The rows
+	// are read summed over shards, so which one a click lands in is free.
+	clickShard int
+	locs       map[int64]*time.Location
+	dims       map[dimKey]*heldsway.Counts
+	tots       map[totKey]*heldsway.Counts
+	sess       map[sessKey]bool
+	pages      map[pageKey]int64
+	prods      map[prodKey]*prodVal
 }
 
 // newRollup starts the rollup changes of tx. prepared may be nil.
@@ -358,6 +372,17 @@ func (r *rollup) exec(q string, args ...any) (sql.Result, error) {
 	return r.tx.ExecContext(r.ctx, q, args...)
 }
 
+// execArrays runs one of PostgreSQL's array upserts, or queues it on the
+// rollup's pipeline (see InsertClicks).
+func (r *rollup) execArrays(q string, args ...any) error {
+	if r.batch != nil {
+		r.batch.Queue(q, args...)
+		return nil
+	}
+	_, err := r.tx.ExecContext(r.ctx, q, args...)
+	return err
+}
+
 func (r *rollup) row(q string, args ...any) *sql.Row {
 	if st := r.stmt(q); st != nil {
 		return st.QueryRowContext(r.ctx, args...)
@@ -385,6 +410,9 @@ func (r *rollup) loc(ws int64) (*time.Location, error) {
 	}
 	l := loadLocation(tz)
 	r.locs[ws] = l
+	if r.s.Dialect.IsPostgres() {
+		r.s.rollupZones.Store(ws, tz)
+	}
 	return l, nil
 }
 
@@ -412,8 +440,8 @@ func (r *rollup) click(c *heldsway.Click) error {
 	}
 	day := heldsway.DayOf(c.CreatedAt, loc)
 	cc := heldsway.ClickCounts()
-	r.addDim(dimKey{ws: c.WorkspaceID, day: day, prog: c.ProgramID, aff: c.AffiliateID, link: c.LinkID}, cc)
-	r.addTot(totKey{c.WorkspaceID, day, 0, ""}, cc)
+	r.addDim(dimKey{ws: c.WorkspaceID, day: day, prog: c.ProgramID, aff: c.AffiliateID, link: c.LinkID, shard: r.clickShard}, cc)
+	r.addTot(totKey{c.WorkspaceID, day, r.clickShard, ""}, cc)
 	return nil
 }
 
@@ -581,7 +609,7 @@ func (r *rollup) flush() error {
 			for j := range counts {
 				cols[8+j] = counts[j]
 			}
-			if _, err := r.tx.ExecContext(r.ctx, qRollupDimPG, cols...); err != nil {
+			if err := r.execArrays(qRollupDimPG, cols...); err != nil {
 				return err
 			}
 		} else if err := r.flushDimsSQLite(dims, spans); err != nil {
@@ -602,7 +630,7 @@ func (r *rollup) flush() error {
 			for j := range counts {
 				cols[4+j] = counts[j]
 			}
-			if _, err := r.tx.ExecContext(r.ctx, qRollupTotPG, cols...); err != nil {
+			if err := r.execArrays(qRollupTotPG, cols...); err != nil {
 				return err
 			}
 		} else {
@@ -707,6 +735,9 @@ func (r *rollup) flushSessions() error {
 		k2.shard = 0
 		shards[k2] = k.shard
 	}
+	if r.batch != nil {
+		return errors.New("rollup: sessions need their upsert's answer and cannot be pipelined")
+	}
 	rows, err := r.tx.QueryContext(r.ctx, qRollupSessionPG, ws, day, sess, prog, aff, link)
 	if err != nil {
 		return err
@@ -744,8 +775,7 @@ func (r *rollup) flushPages() error {
 	for i, k := range keys {
 		ws[i], day[i], host[i], path[i], prog[i], aff[i], link[i], views[i] = k.ws, int32(k.day), k.host, k.path, k.prog, k.aff, k.link, r.pages[k]
 	}
-	_, err := r.tx.ExecContext(r.ctx, qRollupPagePG, ws, aff, day, host, path, prog, link, views)
-	return err
+	return r.execArrays(qRollupPagePG, ws, aff, day, host, path, prog, link, views)
 }
 
 func (r *rollup) flushProducts() error {
@@ -771,8 +801,7 @@ func (r *rollup) flushProducts() error {
 		ws[i], day[i], prod[i], prog[i], aff[i], link[i] = k.ws, int32(k.day), k.product, k.prog, k.aff, k.link
 		name[i], views[i], adds[i], removes[i] = p.name, p.views, p.adds, p.removes
 	}
-	_, err := r.tx.ExecContext(r.ctx, q, ws, day, prod, prog, aff, link, name, views, adds, removes)
-	return err
+	return r.execArrays(q, ws, day, prod, prog, aff, link, name, views, adds, removes)
 }
 
 // sortedKeys returns the keys of m whose value is not zero, sorted.

@@ -110,6 +110,9 @@ func (s *Store) RebuildRollups(ctx context.Context, wsID int64) (*RebuildResult,
 	if err != nil {
 		return nil, err
 	}
+	// Batches pipelined with the old zone fail their check and re-read it;
+	// forgetting it here saves this node's next batch that round.
+	s.rollupZones.Delete(wsID)
 	loc := loadLocation(res.Timezone)
 
 	// The days holding events, from each table's (workspace_id, time) index.

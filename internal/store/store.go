@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	mrand "math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -71,6 +72,13 @@ type Store struct {
 	// search indexes new affiliates for search in batches (searchindex.go);
 	// nil on PostgreSQL.
 	search *searchIndexer
+	// rollupZones caches each workspace's rollup time zone as last read from
+	// rollup_state (PostgreSQL), so a click batch can be sent in one pipeline
+	// that checks the zone instead of reading it first (see InsertClicks).
+	rollupZones sync.Map // workspace id → time zone name
+	// clickShards holds the rollup shards free for a click batch on
+	// PostgreSQL (see rollup.clickShard); nil on SQLite.
+	clickShards chan int
 }
 
 // IsPostgresURL reports whether dsn names a PostgreSQL database rather than a
@@ -108,6 +116,12 @@ func open(dsn string) (*Store, error) {
 		db.SetMaxIdleConns(32)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		s.Dialect, s.w, s.r = Dialect{Name: "postgres"}, db, db
+		s.clickShards = make(chan int, s.Dialect.dimShards())
+		// In a random order, so that nodes sharing the database start on
+		// different shards.
+		for _, i := range mrand.Perm(s.Dialect.dimShards()) {
+			s.clickShards <- i
+		}
 		s.tokens = newTokenWriter(s)
 		s.idem = newGroupCommitter(s)
 		return s, nil

@@ -132,7 +132,8 @@ func (e *env) link(ws, aff int64, slug, dest string, active bool) int64 {
 // counts returns the link's click_count and its rows in clicks.
 func (e *env) counts(link int64) (count, rows int64) {
 	e.t.Helper()
-	if err := e.st.DB().QueryRow(`SELECT click_count FROM links WHERE id = $1`, link).Scan(&count); err != nil {
+	count, err := e.st.LinkClickCount(context.Background(), link)
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	if err := e.st.DB().QueryRow(`SELECT COUNT(*) FROM clicks WHERE link_id = $1`, link).Scan(&rows); err != nil {

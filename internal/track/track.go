@@ -77,6 +77,9 @@ type Options struct {
 	RefreshInterval time.Duration
 	DedupWindow     time.Duration
 	MaxBatch        int
+	// Writers is how many click batches may be in flight at once; zero takes
+	// the store's ClickWriters if it has that method, else 1.
+	Writers int
 }
 
 // Handler serves GET /r/{slug}. Create it with New and Close it after the HTTP
@@ -126,7 +129,13 @@ func New(ctx context.Context, st Store, o Options) (*Handler, error) {
 	h := &Handler{cache: cache, dedup: newDedup(o.DedupWindow, dedupMax), secret: secret,
 		now: o.Now, newID: o.NewID, log: o.Logger, bgDone: make(chan struct{})}
 	h.macs.New = func() any { return hmac.New(sha256.New, secret) }
-	h.writer = NewWriter(h.insertLogged(st.InsertClicks), o.MaxBatch)
+	if o.Writers <= 0 {
+		o.Writers = 1
+		if cw, ok := st.(interface{ ClickWriters() int }); ok {
+			o.Writers = cw.ClickWriters()
+		}
+	}
+	h.writer = NewWriter(h.insertLogged(st.InsertClicks), o.MaxBatch, o.Writers)
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	h.stop = stop
 	go h.refreshLoop(bg, o.RefreshInterval)

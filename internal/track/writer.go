@@ -31,11 +31,17 @@ const writeTimeout = 10 * time.Second
 type InsertFunc func(ctx context.Context, clicks []heldsway.Click) error
 
 // Writer is the group-commit click writer. Each request enqueues its click and
-// waits; one goroutine takes everything queued (up to MaxBatch), writes it in one
-// transaction and then answers every waiter with the transaction's outcome. So a
-// click is acknowledged only once committed, and the commit cost (the fsync on
-// PostgreSQL, the write lock on SQLite) is paid once per batch, not per click.
-// Batches grow by themselves with load: while one commits, the next queues.
+// waits; a writer goroutine takes everything queued (up to MaxBatch), writes it
+// in one transaction and then answers every waiter with the transaction's
+// outcome. So a click is acknowledged only once committed, and the commit cost
+// (the fsync on PostgreSQL, the write lock on SQLite) is paid once per batch,
+// not per click. Batches grow by themselves with load: while one commits, the
+// next queues.
+//
+// With more than one writer goroutine, that many batches are in flight at once:
+// on PostgreSQL a batch's time is mostly waiting (the network, the commit's
+// WAL flush), and the next batch can be sent meanwhile. SQLite has one writer
+// connection, so it gets one goroutine.
 type Writer struct {
 	insert   InsertFunc
 	maxBatch int
@@ -57,14 +63,23 @@ type pending struct {
 var pendingPool = sync.Pool{New: func() any { return &pending{res: make(chan error, 1)} }}
 
 // NewWriter starts a writer that commits through insert, at most maxBatch
-// clicks a transaction (DefaultMaxBatch if maxBatch < 1).
-func NewWriter(insert InsertFunc, maxBatch int) *Writer {
+// clicks a transaction (DefaultMaxBatch if maxBatch < 1), with up to writers
+// transactions at once (1 if writers < 1).
+func NewWriter(insert InsertFunc, maxBatch, writers int) *Writer {
 	if maxBatch < 1 {
 		maxBatch = DefaultMaxBatch
 	}
+	writers = max(writers, 1)
 	w := &Writer{insert: insert, maxBatch: maxBatch,
 		queue: make(chan *pending, 4*maxBatch), done: make(chan struct{})}
-	go w.run()
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(w.run)
+	}
+	go func() {
+		wg.Wait()
+		close(w.done)
+	}()
 	return w
 }
 
@@ -119,7 +134,6 @@ func (w *Writer) Close(ctx context.Context) error {
 func (w *Writer) Stats() (batches, clicks int64) { return w.batches.Load(), w.clicks.Load() }
 
 func (w *Writer) run() {
-	defer close(w.done)
 	batch := make([]*pending, 0, w.maxBatch)
 	clicks := make([]heldsway.Click, 0, w.maxBatch)
 	for p := range w.queue {

@@ -76,7 +76,7 @@ func writeAll(w *Writer, from, n int) func() []error {
 func TestWriterBatchesUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	g := newGated()
-	w := NewWriter(g.insert, 0)
+	w := NewWriter(g.insert, 0, 1)
 	defer w.Close(context.Background())
 
 	// The first click's transaction is held open; the 99 that arrive meanwhile
@@ -102,7 +102,7 @@ func TestWriterBatchesUnderConcurrency(t *testing.T) {
 func TestWriterMaxBatch(t *testing.T) {
 	t.Parallel()
 	g := newGated()
-	w := NewWriter(g.insert, 10)
+	w := NewWriter(g.insert, 10, 1)
 	defer w.Close(context.Background())
 	first := writeAll(w, 0, 1)
 	<-g.entered
@@ -124,6 +124,52 @@ func TestWriterMaxBatch(t *testing.T) {
 	}
 }
 
+// With three writers, three batches are in flight at once, and no fourth
+// begins before one of them ends; Close still writes everything queued.
+func TestWriterConcurrentBatches(t *testing.T) {
+	t.Parallel()
+	g := newGated()
+	w := NewWriter(g.insert, 0, 3)
+	var waits []func() []error
+	for i := range 3 {
+		waits = append(waits, writeAll(w, i, 1))
+		select {
+		case <-g.entered: // a transaction of its own, while the others are open
+		case <-time.After(5 * time.Second):
+			t.Fatalf("batch %d did not begin while %d were in flight", i+1, i)
+		}
+	}
+	waits = append(waits, writeAll(w, 3, 20))
+	waitQueued(t, w, 20)
+	select {
+	case <-g.entered:
+		t.Fatal("a fourth batch began while three were in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(g.gate)
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, wait := range waits {
+		for _, err := range wait() {
+			if err != nil {
+				t.Fatalf("write: %v", err)
+			}
+		}
+	}
+	got := g.batches()
+	total := 0
+	for _, n := range got {
+		total += n
+	}
+	if total != 23 || len(got) < 4 {
+		t.Fatalf("batches %v, want three of 1 and the 20 queued after", got)
+	}
+	if b, c := w.Stats(); b != int64(len(got)) || c != 23 {
+		t.Fatalf("stats %d batches %d clicks, want %d, 23", b, c, len(got))
+	}
+}
+
 func TestWriterErrorReachesEveryWaiterOfTheBatch(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("disk full")
@@ -134,7 +180,7 @@ func TestWriterErrorReachesEveryWaiterOfTheBatch(t *testing.T) {
 		}
 		return nil
 	}
-	w := NewWriter(g.insert, 0)
+	w := NewWriter(g.insert, 0, 1)
 	defer w.Close(context.Background())
 	first := writeAll(w, 0, 1)
 	<-g.entered
@@ -157,7 +203,7 @@ func TestWriterErrorReachesEveryWaiterOfTheBatch(t *testing.T) {
 
 func TestWriterPanicFailsTheBatch(t *testing.T) {
 	t.Parallel()
-	w := NewWriter(func(context.Context, []heldsway.Click) error { panic("bad driver") }, 0)
+	w := NewWriter(func(context.Context, []heldsway.Click) error { panic("bad driver") }, 0, 1)
 	defer w.Close(context.Background())
 	if err := w.Write(context.Background(), heldsway.Click{}); err == nil {
 		t.Fatal("a panicking insert acknowledged the click")
@@ -167,7 +213,7 @@ func TestWriterPanicFailsTheBatch(t *testing.T) {
 func TestWriterCloseDrainsTheQueue(t *testing.T) {
 	t.Parallel()
 	g := newGated()
-	w := NewWriter(g.insert, 16) // queue capacity 64
+	w := NewWriter(g.insert, 16, 1) // queue capacity 64
 	first := writeAll(w, 0, 1)
 	<-g.entered
 	rest := writeAll(w, 1, 50)
@@ -216,7 +262,7 @@ func TestWriterCloseDrainsTheQueue(t *testing.T) {
 func TestWriterCloseTimeout(t *testing.T) {
 	t.Parallel()
 	g := newGated()
-	w := NewWriter(g.insert, 0)
+	w := NewWriter(g.insert, 0, 1)
 	pending := writeAll(w, 0, 1)
 	<-g.entered
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -231,7 +277,7 @@ func TestWriterCloseTimeout(t *testing.T) {
 func TestWriterWaitEndsWithTheCaller(t *testing.T) {
 	t.Parallel()
 	g := newGated()
-	w := NewWriter(g.insert, 0)
+	w := NewWriter(g.insert, 0, 1)
 	defer func() { close(g.gate); w.Close(context.Background()) }()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
