@@ -546,15 +546,12 @@ func clickArrays(clicks []heldsway.Click) []any {
 }
 
 // ClickWriters is how many click batches the redirect's writer keeps in
-// flight by default (track.Options.Writers): one on SQLite, which has one
-// writer connection; pgClickWriters on PostgreSQL, where a batch mostly waits
-// (the round trip, the commit's WAL flush).
-func (s *Store) ClickWriters() int {
-	if !s.Dialect.IsPostgres() {
-		return 1
-	}
-	return pgClickWriters
-}
-
-// pgClickWriters: measured with bench/redirect.sh, see the commit adding it.
-const pgClickWriters = 3
+// flight by default (track.Options.Writers): one on both engines. SQLite has
+// one writer connection. On PostgreSQL, with the database on the same 2-core
+// machine, more batches in flight made smaller batches and more transactions,
+// which cost more CPU than the overlap saved (bench/redirect.sh's case, A/B
+// in one run: 1 writer 10.1k-11.3k req/s, 2 writers 8.4k-9.5k, 3 writers
+// 4.0k-6.8k). Where the database is a network hop away, HELDSWAY_CLICK_WRITERS
+// raises it; batches in flight, of one node or of several, then count in
+// shards of their own and do not queue on a hot link's rows.
+func (s *Store) ClickWriters() int { return 1 }

@@ -344,17 +344,6 @@ func waitLockWait(t *testing.T, st *store.Store, ws int64) {
 	}
 }
 
-// SQLite has one writer connection: the redirect keeps one batch in flight
-// there; PostgreSQL takes several.
-func TestClickWriters(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		if n := st.ClickWriters(); st.Dialect.IsPostgres() && n < 2 || !st.Dialect.IsPostgres() && n != 1 {
-			t.Fatalf("%s: %d click writers", st.Dialect.Name, n)
-		}
-	})
-}
-
 // A click written with a request's Idempotency-Key claim (an SDK click on a
 // server without the redirect's writer) records the key in its transaction,
 // pipelined path or not.
