@@ -188,7 +188,33 @@ func seedCmd(args []string) error {
 	} else {
 		_, err = db.ExecContext(ctx, `PRAGMA optimize`)
 	}
-	return err
+	if err != nil || isPostgres(*dsn) {
+		return err
+	}
+	return waitRolledUp(ctx, db)
+}
+
+// waitRolledUp waits until the running server's SQLite click tailer has
+// counted the seeded clicks in the rollups: clicks recorded through the server
+// are counted as they arrive, so catching up 200,000 at once is setup, not
+// part of the conversions measured after it.
+func waitRolledUp(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		var behind bool
+		err := db.QueryRowContext(ctx, `SELECT COALESCE((SELECT MAX(id) FROM clicks), 0) >
+			COALESCE((SELECT last_id FROM rollup_cursors WHERE name = 'clicks'), 0)`).Scan(&behind)
+		if err != nil {
+			return fmt.Errorf("waiting for the click rollups: %w", err)
+		}
+		if !behind {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the server did not count the seeded clicks in its rollups within 5 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // ---------------------------------------------------------------------------
