@@ -78,6 +78,7 @@ start_heldsway() {
 	HELDSWAY_ACCESS_LOG=0 "$WORK/heldsway" serve --addr "127.0.0.1:$port" --db "$db" "${extra[@]}" \
 		>"$WORK/$name.out" 2>"$WORK/$name.err" &
 	PIDS+=($!)
+	SERVER_PID[$name]=$!
 	wait_up "http://127.0.0.1:$port/healthz"
 	"$WORK/seed" seed --db "$db" --slug bench >"$WORK/$name.link"
 	local code
@@ -95,6 +96,7 @@ EOF
 
 RESULTS=()
 CHECKS=()
+declare -A SERVER_PID
 # measure LABEL URL [LUA]: warms up, then runs wrk and records req/s and p99.
 measure() {
 	local label=$1 url=$2 lua=${3:-}
@@ -127,6 +129,11 @@ check_clicks() {
 	served=$(awk '/^heldsway_http_requests_total\{/ && /route="GET \/r\/\{slug\}"/ && /status="302"/ {printf "%d", $NF}' <<<"$metrics")
 	# clicks per transaction: the group commit's mean batch
 	batch=$(awk '/^heldsway_clicks_recorded_total / {c=$NF} /^heldsway_click_batches_total / {b=$NF} END {if (b > 0) printf "%.1f", c/b}' <<<"$metrics")
+	# Stop the server first: on SQLite it acknowledges clicks through its
+	# click journal and ingests them within 25 ms (its own reads sync first,
+	# another process's raw reads may trail); a graceful stop ingests all.
+	kill -INT "${SERVER_PID[$label]}" 2>/dev/null || true
+	wait "${SERVER_PID[$label]}" 2>/dev/null || true
 	read -r count rows < <("$WORK/seed" count --db "$db" --link "$(cat "$WORK/$label.link")")
 	local verdict=ok
 	if [ "$count" != "$served" ] || [ "$rows" != "$served" ]; then

@@ -461,6 +461,9 @@ func limitOffset(args []any, limit, offset int) (string, []any) {
 // RecentClicks pages the clicks of [start, end) under the filter, newest
 // first (through clicks_created, or clicks_link for a link).
 func (s *Store) RecentClicks(ctx context.Context, wsID int64, start, end time.Time, f heldsway.AnalyticsFilter, limit, offset int) ([]heldsway.ClickRecord, error) {
+	if err := s.syncClicks(ctx); err != nil {
+		return nil, err
+	}
 	where, args := rawWhere("", "created_at", wsID, start, end, f)
 	tail, args := limitOffset(args, limit, offset)
 	rows, err := s.r.QueryContext(ctx, `SELECT id, link_id, affiliate_id, program_id, click_id, visitor_id, user_agent, referrer,
@@ -691,6 +694,9 @@ func (s *Store) AnalyticsByCurrency(ctx context.Context, wsID int64, from, to he
 // LinkUniqueVisitors counts the distinct visitors among a link's clicks of
 // [start, end); a click without a visitor id is a visitor of its own.
 func (s *Store) LinkUniqueVisitors(ctx context.Context, wsID, linkID int64, start, end time.Time) (int64, error) {
+	if err := s.syncClicks(ctx); err != nil {
+		return 0, err
+	}
 	var distinct, anonymous int64
 	err := s.r.QueryRowContext(ctx, `SELECT COUNT(DISTINCT CASE WHEN visitor_id <> '' THEN visitor_id END),
 			CAST(COALESCE(SUM(CASE WHEN visitor_id = '' THEN 1 ELSE 0 END), 0) AS BIGINT)
@@ -704,6 +710,9 @@ func (s *Store) LinkUniqueVisitors(ctx context.Context, wsID, linkID int64, star
 // benchmark's yardstick (bench/analytics), not used by the API. Sessions are
 // counted distinct over the range rather than per day.
 func (s *Store) ScanTotals(ctx context.Context, wsID int64, from, to heldsway.Day, cur string, loc *time.Location) (heldsway.Counts, error) {
+	if err := s.syncClicks(ctx); err != nil {
+		return heldsway.Counts{}, err
+	}
 	var c heldsway.Counts
 	start, end := ts(from.Start(loc)), ts(to.AddDays(1).Start(loc))
 	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM clicks WHERE workspace_id = $1 AND created_at >= $2 AND created_at < $3`,

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -282,7 +281,8 @@ func (s *Store) writerStmt(ctx context.Context, query string) (*sql.Stmt, error)
 //
 // SQLite runs prepared multi-row INSERTs (clickChunks) and adds to
 // links.click_count; the clicks reach the rollups through the tailer
-// (clickrollup.go). PostgreSQL, where several batches commit at once, sends
+// (clickrollup.go). (The redirect's batches go through RecordClicks and the
+// click journal instead.) PostgreSQL, where several batches commit at once, sends
 // the batch as arrays (unnest) and counts it in one shard of the rollups and
 // of link_clicks (takeClickShard), so that concurrent batches through one link
 // do not queue on the same rows until each other's commit. When every
@@ -293,24 +293,8 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 	if len(clicks) == 0 {
 		return nil
 	}
-	type linkKey struct{ ws, id int64 }
-	counts := map[linkKey]int64{}
-	for i := range clicks {
-		counts[linkKey{clicks[i].WorkspaceID, clicks[i].LinkID}]++
-	}
-	keys := make([]linkKey, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
-	}
-	// One lock order for every batch on every node: no deadlock between
-	// concurrent batches that touch the same links.
-	slices.SortFunc(keys, func(a, b linkKey) int { return cmp.Or(cmp.Compare(a.ws, b.ws), cmp.Compare(a.id, b.id)) })
-	linkCounts := make([]linkCount, len(keys))
-	for i, k := range keys {
-		linkCounts[i] = linkCount{k.ws, k.id, counts[k]}
-	}
-
 	if s.Dialect.IsPostgres() {
+		linkCounts := linkCounts(clicks)
 		shard, pooled := s.takeClickShard()
 		if pooled {
 			defer func() { s.clickShards <- shard }()
@@ -360,14 +344,8 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 		if err := insertClickRows(ctx, tx, clickStmts, clicks); err != nil {
 			return err
 		}
-		upd := tx.StmtContext(ctx, clickStmts[countClicksSQL])
-		defer upd.Close()
-		for _, c := range linkCounts {
-			if _, err := upd.ExecContext(ctx, c.n, c.ws, c.id); err != nil {
-				return err
-			}
-		}
-		return nil // the tailer adds the clicks to the rollups (clickrollup.go)
+		// the tailer adds the clicks to the rollups (clickrollup.go)
+		return countLinkClicksSQLite(ctx, tx, clickStmts, clicks)
 	})
 }
 
@@ -498,13 +476,7 @@ func insertClickRows(ctx context.Context, tx *sql.Tx, prepared map[string]*sql.S
 		for len(clicks) >= n {
 			args = args[:0]
 			for i := range n {
-				c := &clicks[i]
-				var ip any
-				if len(c.IPHash) > 0 {
-					ip = c.IPHash
-				}
-				args = append(args, c.WorkspaceID, c.LinkID, c.AffiliateID, c.ProgramID, c.ClickID, c.VisitorID,
-					ip, nullStr(c.UserAgent), nullStr(c.Referrer), nullStr(c.LandingQuery), ts(c.CreatedAt))
+				args = clickArgs(args, &clicks[i])
 			}
 			if _, err := st.ExecContext(ctx, args...); err != nil {
 				st.Close()
@@ -515,6 +487,16 @@ func insertClickRows(ctx context.Context, tx *sql.Tx, prepared map[string]*sql.S
 		st.Close()
 	}
 	return nil
+}
+
+// clickArgs appends c's values in clickCols' order.
+func clickArgs(args []any, c *heldsway.Click) []any {
+	var ip any
+	if len(c.IPHash) > 0 {
+		ip = c.IPHash
+	}
+	return append(args, c.WorkspaceID, c.LinkID, c.AffiliateID, c.ProgramID, c.ClickID, c.VisitorID,
+		ip, nullStr(c.UserAgent), nullStr(c.Referrer), nullStr(c.LandingQuery), ts(c.CreatedAt))
 }
 
 func insertClickArrays(ctx context.Context, tx *sql.Tx, clicks []heldsway.Click) error {

@@ -71,12 +71,15 @@ func (t *clickTailer) close() {
 	})
 }
 
-// SyncClickRollups counts every committed click in the rollups before it
-// returns (SQLite; a no-op on PostgreSQL). When nothing is waiting it costs
-// one read.
+// SyncClickRollups counts every acknowledged click in the rollups before it
+// returns (SQLite, after ingesting the click journal; a no-op on
+// PostgreSQL). When nothing is waiting it costs one read.
 func (s *Store) SyncClickRollups(ctx context.Context) error {
 	if s.Dialect.IsPostgres() {
 		return nil
+	}
+	if err := s.syncClicks(ctx); err != nil {
+		return err
 	}
 	for {
 		var behind bool

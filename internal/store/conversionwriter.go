@@ -273,6 +273,10 @@ func (w *convWriter) record(batch []*convReq) (failed int, err error) {
 			return -1, err
 		}
 	}
+	// Attribution reads clicks: the journaled ones must be in the database.
+	if err := s.syncClicks(ctx); err != nil {
+		return -1, err
+	}
 	failed = -1
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		stmtCtx := context.WithoutCancel(ctx)

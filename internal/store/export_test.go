@@ -1,5 +1,7 @@
 package store
 
+import "github.com/heldsway/heldsway/internal/heldsway"
+
 // CachedRollupZone returns the rollup time zone s holds for a workspace (see
 // Store.rollupZones), so tests can tell which path a click batch takes.
 func CachedRollupZone(s *Store, ws int64) (string, bool) {
@@ -9,3 +11,19 @@ func CachedRollupZone(s *Store, ws int64) (string, bool) {
 	}
 	return tz.(string), true
 }
+
+// EncodeJournalRecord is a click journal record as RecordClicks writes it.
+func EncodeJournalRecord(seq uint64, clicks []heldsway.Click) []byte {
+	return encodeJournalRecord(nil, seq, clicks)
+}
+
+// SetClickJournalTrimAt changes the size past which s's ingested journal is
+// emptied.
+func SetClickJournalTrimAt(s *Store, n int64) {
+	s.journal.mu.Lock()
+	s.journal.trimAt = n
+	s.journal.mu.Unlock()
+}
+
+// HasClickJournal reports whether s acknowledges clicks through a journal.
+func HasClickJournal(s *Store) bool { return s.journal != nil }

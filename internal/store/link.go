@@ -181,6 +181,9 @@ func (s *Store) insertLink(ctx context.Context, tx *sql.Tx, l *heldsway.Link) (b
 
 // FindLink returns a link of the workspace.
 func (s *Store) FindLink(ctx context.Context, wsID, id int64) (*heldsway.Link, error) {
+	if err := s.syncClicks(ctx); err != nil {
+		return nil, err
+	}
 	l, err := scanLink(s.r.QueryRowContext(ctx, `SELECT `+s.Dialect.linkCols()+` FROM links l
 		WHERE l.workspace_id = $1 AND l.id = $2`, wsID, id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -219,6 +222,9 @@ func linkSortValue(sort string, l *heldsway.Link) *string {
 
 // ListLinks pages through the workspace's links.
 func (s *Store) ListLinks(ctx context.Context, wsID int64, f heldsway.LinkFilter, o heldsway.ListOptions) (heldsway.PageResult[*heldsway.Link], error) {
+	if err := s.syncClicks(ctx); err != nil {
+		return heldsway.PageResult[*heldsway.Link]{}, err
+	}
 	col, ok := linkSorts[o.Sort]
 	if !ok {
 		return heldsway.PageResult[*heldsway.Link]{}, heldsway.Invalid("sort", "The selected sort is invalid.")
@@ -277,6 +283,9 @@ func (s *Store) ListLinks(ctx context.Context, wsID int64, f heldsway.LinkFilter
 // UpdateLink applies u to a link of the workspace. An update that changes
 // nothing writes nothing (no audit entry, no event).
 func (s *Store) UpdateLink(ctx context.Context, wsID, id int64, u heldsway.LinkUpdate) (*heldsway.Link, error) {
+	if err := s.syncClicks(ctx); err != nil {
+		return nil, err
+	}
 	if err := u.Validate(); err != nil {
 		return nil, err
 	}
@@ -317,6 +326,9 @@ func (s *Store) UpdateLink(ctx context.Context, wsID, id int64, u heldsway.LinkU
 
 // DeleteLink deletes a link of the workspace and returns it as it was.
 func (s *Store) DeleteLink(ctx context.Context, wsID, id int64) (*heldsway.Link, error) {
+	if err := s.syncClicks(ctx); err != nil {
+		return nil, err
+	}
 	var out *heldsway.Link
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		l, err := scanLink(tx.QueryRowContext(ctx, `SELECT `+s.Dialect.linkCols()+` FROM links l
@@ -684,6 +696,9 @@ func containsLike(s string) string {
 // LinkClickCount returns a link's click count, as the API shows it, by id
 // alone: for tools and tests that check it against the link's rows in clicks.
 func (s *Store) LinkClickCount(ctx context.Context, linkID int64) (int64, error) {
+	if err := s.syncClicks(ctx); err != nil {
+		return 0, err
+	}
 	var n int64
 	err := s.r.QueryRowContext(ctx, `SELECT `+s.Dialect.clickCount()+` FROM links l WHERE l.id = $1`, linkID).Scan(&n)
 	return n, unavailable(err)

@@ -15,6 +15,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -58,6 +59,13 @@ type Store struct {
 	// tailer counts SQLite's clicks in the rollups (clickrollup.go); nil on
 	// PostgreSQL.
 	tailer *clickTailer
+	// journal acknowledges SQLite's click batches (clickjournal.go); nil on
+	// PostgreSQL and when another process holds the journal.
+	journal *clickJournal
+	// journalDropped counts journaled clicks the database refused.
+	journalDropped atomic.Int64
+	// path is the SQLite database file.
+	path string
 	// ckpt runs SQLite's WAL checkpoints off the writer (checkpoint.go); nil
 	// on PostgreSQL.
 	ckpt *checkpointer
@@ -99,6 +107,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	if !s.Dialect.IsPostgres() {
+		if err := s.openClickJournal(ctx, s.path); err != nil {
+			s.Close()
+			return nil, err
+		}
 		s.startSearchIndexer()
 		s.startClickTailer()
 	}
@@ -170,7 +182,7 @@ func open(dsn string) (*Store, error) {
 	c.SetMaxIdleConns(1)
 	c.SetConnMaxLifetime(0)
 	c.SetConnMaxIdleTime(0)
-	s.Dialect, s.w, s.r = Dialect{Name: "sqlite"}, w, r
+	s.Dialect, s.w, s.r, s.path = Dialect{Name: "sqlite"}, w, r, path
 	s.ckpt = startCheckpointer(c)
 	s.tokens = newTokenWriter(s)
 	s.idem = newGroupCommitter(s)
@@ -217,10 +229,16 @@ func (s *Store) Close() error {
 		_ = s.SyncClickRollups(ctx)
 		cancel()
 	}
+	var err error
+	if s.journal != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = s.journal.close(ctx)
+		cancel()
+	}
 	s.tokens.close()
 	s.idem.close()
 	s.closeStmts()
-	err := s.w.Close()
+	err = errors.Join(err, s.w.Close())
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
 	}
@@ -242,8 +260,13 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// DB exposes the writer handle for tests and tools that need raw SQL.
-func (s *Store) DB() *sql.DB { return s.w }
+// DB exposes the writer handle for tests and tools that need raw SQL. It
+// first puts the journaled clicks in the database, so raw reads see every
+// acknowledged click as the store's own reads do.
+func (s *Store) DB() *sql.DB {
+	_ = s.syncClicks(context.Background())
+	return s.w
+}
 
 // tx runs fn in a write transaction, committing if fn returns nil.
 //

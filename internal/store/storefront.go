@@ -113,6 +113,9 @@ func (s *Store) LastStorefrontSession(ctx context.Context, wsID int64, visitorID
 // FindClickRef returns a click of the workspace by its public id with its
 // affiliate's referral code and its program's cookie window.
 func (s *Store) FindClickRef(ctx context.Context, wsID int64, clickID string) (*heldsway.ClickRef, error) {
+	if err := s.syncClicks(ctx); err != nil {
+		return nil, err
+	}
 	var (
 		c       heldsway.ClickRef
 		created int64

@@ -657,7 +657,7 @@ type failingStore struct{ *store.Store }
 
 var errDown = errors.New("database down")
 
-func (failingStore) InsertClicks(context.Context, []heldsway.Click) error { return errDown }
+func (failingStore) RecordClicks(context.Context, []heldsway.Click) error { return errDown }
 
 func TestRedirectWriteFailure(t *testing.T) {
 	t.Parallel()

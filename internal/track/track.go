@@ -59,8 +59,9 @@ const (
 // Store is what the tracker needs from the database. *store.Store implements it.
 type Store interface {
 	LinkSource
-	// InsertClicks writes clicks and their links' click_count in one transaction.
-	InsertClicks(ctx context.Context, clicks []heldsway.Click) error
+	// RecordClicks durably records a batch of clicks with fresh click ids
+	// and their links' click_count; it returns once they are acknowledged.
+	RecordClicks(ctx context.Context, clicks []heldsway.Click) error
 	// InstallationSecret returns (creating once) a per-installation secret.
 	InstallationSecret(ctx context.Context, name string) ([]byte, error)
 }
@@ -135,7 +136,7 @@ func New(ctx context.Context, st Store, o Options) (*Handler, error) {
 			o.Writers = cw.ClickWriters()
 		}
 	}
-	h.writer = NewWriter(h.insertLogged(st.InsertClicks), o.MaxBatch, o.Writers)
+	h.writer = NewWriter(h.insertLogged(st.RecordClicks), o.MaxBatch, o.Writers)
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	h.stop = stop
 	go h.refreshLoop(bg, o.RefreshInterval)
