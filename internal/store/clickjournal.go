@@ -278,7 +278,8 @@ func (s *Store) RecordClicks(ctx context.Context, clicks []heldsway.Click) error
 func (s *Store) ClickJournalDropped() int64 { return s.journalDropped.Load() }
 
 // ingestClicks inserts the records' clicks, adds them to their links'
-// click_count and moves the journal cursor past them, in one transaction.
+// click_count and to the rollups, and moves the journal cursor past them, in
+// one transaction.
 // With salvage, rows the database refuses are skipped (INSERT OR IGNORE, one
 // row at a time) and counted in journalDropped.
 func (s *Store) ingestClicks(ctx context.Context, recs []journalRecord, salvage bool) error {
@@ -296,6 +297,12 @@ func (s *Store) ingestClicks(ctx context.Context, recs []journalRecord, salvage 
 	}
 	var dropped int64
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		// The clicks are counted in the rollups here, with the tailer's
+		// backlog (clicks InsertClicks wrote) first, and the tailer's cursor
+		// moves past them: it never has to read them back.
+		if err := s.catchUpClicks(ctx, tx); err != nil {
+			return err
+		}
 		stored := clicks
 		if !salvage {
 			if err := insertClickRows(ctx, tx, stmts, clicks); err != nil {
@@ -318,6 +325,19 @@ func (s *Store) ingestClicks(ctx context.Context, recs []journalRecord, salvage 
 			}
 		}
 		if err := countLinkClicksSQLite(ctx, tx, stmts, stored); err != nil {
+			return err
+		}
+		r := s.newRollup(ctx, tx, nil)
+		for i := range stored {
+			if err := r.click(&stored[i]); err != nil {
+				return err
+			}
+		}
+		if err := r.flush(); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE rollup_cursors SET last_id = (SELECT COALESCE(MAX(id), 0) FROM clicks)
+			WHERE name = 'clicks'`); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE rollup_cursors SET last_id = $1 WHERE name = $2`,

@@ -33,15 +33,26 @@ func newClickRollupEnv(t *testing.T, st *store.Store) *clickRollupEnv {
 
 func (e *clickRollupEnv) insert(t *testing.T, st *store.Store, n int) {
 	t.Helper()
+	if err := st.InsertClicks(context.Background(), e.batch(n)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *clickRollupEnv) record(t *testing.T, st *store.Store, n int) {
+	t.Helper()
+	if err := st.RecordClicks(context.Background(), e.batch(n)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *clickRollupEnv) batch(n int) []heldsway.Click {
 	batch := make([]heldsway.Click, n)
 	for i := range batch {
 		e.seq++
 		batch[i] = heldsway.Click{WorkspaceID: e.ws, LinkID: e.link, AffiliateID: e.aff, ProgramID: e.prog,
 			ClickID: fmt.Sprintf("c%08d", e.seq), VisitorID: fmt.Sprintf("v%08d", e.seq), CreatedAt: time.Now().UTC()}
 	}
-	if err := st.InsertClicks(context.Background(), batch); err != nil {
-		t.Fatal(err)
-	}
+	return batch
 }
 
 // rawClicks is what rollup_totals holds for the workspace, read directly.
@@ -157,8 +168,15 @@ func TestClickRollupsExactlyOnce(t *testing.T) {
 				}
 			}
 		}()
-		for range 60 {
-			e.insert(t, st, 1+e.seq%9)
+		// Batches written straight (InsertClicks) and through the click
+		// journal (RecordClicks, which counts in its ingesting transaction)
+		// interleave.
+		for i := range 60 {
+			if i%2 == 0 {
+				e.insert(t, st, 1+e.seq%9)
+			} else {
+				e.record(t, st, 1+e.seq%9)
+			}
 		}
 		close(stop)
 		wg.Wait()
