@@ -385,6 +385,14 @@ const checkRollupZonesPG = `SELECT CAST(CASE
 	ELSE '` + zoneChanged + `' END AS integer)
 	FROM unnest($1::bigint[], $2::text[]) AS z(ws, tz)`
 
+// checkRollupZonePG is checkRollupZonesPG for a batch of one workspace, the
+// usual case: with scalar parameters PostgreSQL plans it once per connection
+// (a generic plan), where the arrays' version was planned again at every
+// batch (a custom plan, 125 µs of the serial batch's ~1 ms).
+const checkRollupZonePG = `SELECT CAST(CASE
+	WHEN (SELECT s.timezone FROM rollup_state s WHERE s.workspace_id = $1 FOR KEY SHARE) = $2::text THEN '1'
+	ELSE '` + zoneChanged + `' END AS integer)`
+
 // cachedRollupZones returns the cached rollup time zone of every workspace of
 // clicks, or nil if one is not cached.
 func (s *Store) cachedRollupZones(clicks []heldsway.Click) map[int64]string {
@@ -424,7 +432,11 @@ func (s *Store) insertClicksPipelined(ctx context.Context, clicks []heldsway.Cli
 	for i, id := range ws {
 		tzs[i] = zones[id]
 	}
-	b.Queue(checkRollupZonesPG, ws, tzs)
+	if len(ws) == 1 {
+		b.Queue(checkRollupZonePG, ws[0], tzs[0])
+	} else {
+		b.Queue(checkRollupZonesPG, ws, tzs)
+	}
 	b.Queue(insertClicksPG, clickArrays(clicks)...)
 	r := s.newRollup(ctx, nil, nil)
 	r.batch, r.clickShard = b, shard
