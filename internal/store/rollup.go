@@ -228,6 +228,12 @@ var (
 		[]string{"bigint", "integer", "integer", "bigint", "bigint", "bigint", "text", "integer"}, countCols)
 	qRollupTotPG = upsertArrays("rollup_totals", []string{"workspace_id", "day", "shard", "currency"},
 		[]string{"bigint", "integer", "integer", "text"}, countCols)
+	// The click batch's rows add to clicks only: 9 and 5 arrays rather than
+	// 22 and 18, and one column updated (PostgreSQL).
+	qRollupDimClicksPG = upsertArrays("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"},
+		[]string{"bigint", "integer", "integer", "bigint", "bigint", "bigint", "text", "integer"}, []string{"clicks"})
+	qRollupTotClicksPG = upsertArrays("rollup_totals", []string{"workspace_id", "day", "shard", "currency"},
+		[]string{"bigint", "integer", "integer", "text"}, []string{"clicks"})
 	qRollupPagePG = upsertArrays("rollup_pages", []string{"workspace_id", "affiliate_id", "day", "host", "path", "program_id", "link_id"},
 		[]string{"bigint", "bigint", "integer", "text", "text", "bigint", "bigint"}, []string{"pageviews"})
 	qRollupSessionPG = `INSERT INTO rollup_sessions (workspace_id, day, session_id, program_id, affiliate_id, link_id)
@@ -596,7 +602,7 @@ func (r *rollup) flush() error {
 	dims := sortedKeys(spans, cmpDim)
 	if len(dims) > 0 {
 		if pg {
-			cols := make([]any, 8+len(countCols))
+			clicksOnly := allClicks(dims, spans)
 			ws, span, day, prog, aff, link, cur, shard := make([]int64, len(dims)), make([]int32, len(dims)), make([]int32, len(dims)),
 				make([]int64, len(dims)), make([]int64, len(dims)), make([]int64, len(dims)), make([]string, len(dims)), make([]int32, len(dims))
 			counts := countArrays(len(dims))
@@ -605,11 +611,16 @@ func (r *rollup) flush() error {
 					k.cur, int32(k.shard)
 				fillCounts(counts, i, spans[k])
 			}
-			cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7] = ws, span, day, prog, aff, link, cur, shard
-			for j := range counts {
-				cols[8+j] = counts[j]
+			cols := []any{ws, span, day, prog, aff, link, cur, shard}
+			q := qRollupDimPG
+			if clicksOnly {
+				q, cols = qRollupDimClicksPG, append(cols, counts[clicksCol])
+			} else {
+				for j := range counts {
+					cols = append(cols, counts[j])
+				}
 			}
-			if err := r.execArrays(qRollupDimPG, cols...); err != nil {
+			if err := r.execArrays(q, cols...); err != nil {
 				return err
 			}
 		} else if err := r.flushDimsSQLite(dims, spans); err != nil {
@@ -619,18 +630,23 @@ func (r *rollup) flush() error {
 	tots := sortedKeys(r.tots, cmpTot)
 	if len(tots) > 0 {
 		if pg {
-			cols := make([]any, 4+len(countCols))
+			clicksOnly := allClicks(tots, r.tots)
 			ws, day, shard, cur := make([]int64, len(tots)), make([]int32, len(tots)), make([]int32, len(tots)), make([]string, len(tots))
 			counts := countArrays(len(tots))
 			for i, k := range tots {
 				ws[i], day[i], shard[i], cur[i] = k.ws, int32(k.day), int32(k.shard), k.cur
 				fillCounts(counts, i, r.tots[k])
 			}
-			cols[0], cols[1], cols[2], cols[3] = ws, day, shard, cur
-			for j := range counts {
-				cols[4+j] = counts[j]
+			cols := []any{ws, day, shard, cur}
+			q := qRollupTotPG
+			if clicksOnly {
+				q, cols = qRollupTotClicksPG, append(cols, counts[clicksCol])
+			} else {
+				for j := range counts {
+					cols = append(cols, counts[j])
+				}
 			}
-			if err := r.execArrays(qRollupTotPG, cols...); err != nil {
+			if err := r.execArrays(q, cols...); err != nil {
 				return err
 			}
 		} else {
@@ -658,6 +674,19 @@ func (r *rollup) flush() error {
 // onlyClicks reports whether c changes the clicks counter and nothing else.
 func onlyClicks(c *heldsway.Counts) bool {
 	return c.Clicks != 0 && *c == heldsway.Counts{Clicks: c.Clicks}
+}
+
+// clicksCol is the index of clicks in countCols (and Counts.Fields).
+const clicksCol = 0
+
+// allClicks reports whether every change of keys adds to clicks only.
+func allClicks[K comparable](keys []K, m map[K]*heldsway.Counts) bool {
+	for _, k := range keys {
+		if !onlyClicks(m[k]) {
+			return false
+		}
+	}
+	return true
 }
 
 // flushDimsSQLite upserts rollup_daily rows one statement each, except rows
