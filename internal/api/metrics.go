@@ -77,6 +77,18 @@ func (m *metrics) conversionStats(stats func() store.ConversionWriterStats) {
 			func(s store.ConversionWriterStats) int64 { return s.Alone }))
 }
 
+// clickJournalStats exports SQLite's click journal: the clicks acknowledged
+// and not yet in the database, and those the database refused.
+func (m *metrics) clickJournalStats(stats func() store.ClickJournalStats) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "heldsway_click_journal_pending",
+			Help: "Clicks acknowledged through the SQLite click journal and not yet stored in the database."},
+			func() float64 { return float64(stats().Pending) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "heldsway_click_journal_dropped_total",
+			Help: "Journaled clicks the database refused at ingestion (expected 0)."},
+			func() float64 { return float64(stats().Dropped) }))
+}
+
 func (m *metrics) observe(route, method string, status int, d time.Duration) {
 	st := strconv.Itoa(status)
 	m.requests.WithLabelValues(route, method, st).Inc()

@@ -116,6 +116,7 @@ func (s *Server) build() {
 	}
 	if s.Store != nil && !s.Store.Dialect.IsPostgres() {
 		s.metrics.conversionStats(s.Store.ConversionWriterStats)
+		s.metrics.clickJournalStats(s.Store.ClickJournalStats)
 	}
 	s.mux = http.NewServeMux()
 

@@ -272,10 +272,22 @@ func (s *Store) RecordClicks(ctx context.Context, clicks []heldsway.Click) error
 	return s.InsertClicks(ctx, clicks)
 }
 
-// ClickJournalDropped counts the journaled clicks the database refused at
-// ingestion (see drain): zero unless a caller of RecordClicks broke its
-// contract.
-func (s *Store) ClickJournalDropped() int64 { return s.journalDropped.Load() }
+// ClickJournalStats describes SQLite's click journal (all zero without one).
+type ClickJournalStats struct {
+	Pending int64 // clicks acknowledged and not yet in the database
+	// Dropped counts the journaled clicks the database refused at ingestion
+	// (see drain): zero unless a caller of RecordClicks broke its contract.
+	Dropped int64
+}
+
+// ClickJournalStats returns the click journal's figures.
+func (s *Store) ClickJournalStats() ClickJournalStats {
+	out := ClickJournalStats{Dropped: s.journalDropped.Load()}
+	if s.journal != nil {
+		out.Pending = s.journal.waiting.Load()
+	}
+	return out
+}
 
 // ingestClicks inserts the records' clicks, adds them to their links'
 // click_count and to the rollups, and moves the journal cursor past them, in

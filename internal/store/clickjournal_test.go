@@ -261,8 +261,8 @@ func TestClickJournalRefusedClick(t *testing.T) {
 	if n := rawInt(t, st.DB(), `SELECT COUNT(*) FROM clicks`); n != 4 {
 		t.Fatalf("%d rows, want 4", n)
 	}
-	if d := st.ClickJournalDropped(); d != 1 {
-		t.Fatalf("dropped %d, want 1", d)
+	if js := st.ClickJournalStats(); js.Dropped != 1 || js.Pending != 0 {
+		t.Fatalf("journal stats %+v, want 1 dropped, none pending", js)
 	}
 }
 
