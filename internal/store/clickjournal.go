@@ -116,12 +116,15 @@ func (s *Store) openClickJournal(ctx context.Context, path string) error {
 // recover reads the journal back, keeps its whole records after the cursor
 // and ingests them, then empties the file.
 func (j *clickJournal) recover(ctx context.Context) error {
-	if _, err := j.s.w.ExecContext(ctx, `INSERT INTO rollup_cursors (name, last_id) VALUES ($1, 0)
-		ON CONFLICT (name) DO NOTHING`, journalCursor); err != nil {
-		return err
-	}
 	cursor, err := j.cursor(ctx)
-	if err != nil {
+	if errors.Is(err, sql.ErrNoRows) {
+		// The database has never had a journal: whatever the file holds
+		// belongs to another database that was at this path.
+		if _, err := j.s.w.ExecContext(ctx, `INSERT INTO rollup_cursors (name, last_id) VALUES ($1, 0)`, journalCursor); err != nil {
+			return err
+		}
+		return j.f.Truncate(0)
+	} else if err != nil {
 		return err
 	}
 	data, err := io.ReadAll(io.NewSectionReader(j.f, 0, 1<<62))

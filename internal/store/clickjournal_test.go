@@ -319,3 +319,21 @@ func TestClickJournalTrimmed(t *testing.T) {
 		t.Fatalf("click_count %d %v, want 3", n, err)
 	}
 }
+
+// TestClickJournalOfAnotherDatabase: a journal left beside a database that
+// never had one (the file was replaced) is not ingested into it.
+func TestClickJournalOfAnotherDatabase(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "heldsway.db")
+	rec := store.EncodeJournalRecord(1, []heldsway.Click{newClick(1, 1, 1, 1, "stray", t0)})
+	if err := os.WriteFile(path+"-clicks", rec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := openAt(t, path)
+	if n := rawInt(t, st.DB(), `SELECT COUNT(*) FROM clicks`); n != 0 {
+		t.Fatalf("%d clicks of another database's journal were stored", n)
+	}
+	if n := journalSize(t, path); n != 0 {
+		t.Fatalf("the stray journal still holds %d bytes", n)
+	}
+}
