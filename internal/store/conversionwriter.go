@@ -255,10 +255,12 @@ func (w *convWriter) flush(batch []*convReq) {
 // with a dozen statements per conversion those goroutines (and a timer per
 // request for its deadline) were a tenth of the writer's time. A caller that
 // leaves mid-batch must not interrupt the others' transaction anyway. The
-// batch's deadline still holds between statements: database/sql rolls the
-// transaction back when its context (ctx) ends, and every later statement
-// fails. The conversion's statements are indexed lookups and single-row
-// inserts, so none runs long on its own.
+// transaction is begun without the deadline too: database/sql starts a
+// goroutine for every query of a transaction whose context can end (to close
+// its rows then), several per conversion. The batch's deadline is checked
+// between conversions and before the commit instead, and the batch rolls back
+// when it has passed. The conversion's statements are indexed lookups and
+// single-row inserts, so none runs long on its own.
 func (w *convWriter) record(batch []*convReq) (failed int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), convBatchTimeout)
 	defer cancel()
@@ -274,11 +276,14 @@ func (w *convWriter) record(batch []*convReq) (failed int, err error) {
 		}
 	}
 	failed = -1
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		stmtCtx := context.WithoutCancel(ctx)
+	stmtCtx := context.WithoutCancel(ctx)
+	err = s.tx(stmtCtx, func(tx *sql.Tx) error {
 		// The batch's rollups are flushed once, after its last conversion.
 		q := &convQ{ctx: stmtCtx, tx: tx, prepared: w.prepared, precheck: true, rollup: s.newRollup(stmtCtx, tx, w.rollupPrepared)}
 		for i, r := range batch {
+			if err := ctx.Err(); err != nil {
+				return err // the batch's deadline
+			}
 			if err := r.ctx.Err(); err != nil {
 				r.err = unavailable(err) // the caller left before its turn
 				continue
@@ -291,7 +296,10 @@ func (w *convWriter) record(batch []*convReq) (failed int, err error) {
 			}
 		}
 		q.ctx = stmtCtx
-		return q.rollup.flush()
+		if err := q.rollup.flush(); err != nil {
+			return err
+		}
+		return ctx.Err()
 	})
 	if err == nil {
 		failed = -1
