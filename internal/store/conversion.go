@@ -156,14 +156,13 @@ const (
 	// program and window (first_click: the earliest; last_click: the latest),
 	// counting only clicks whose affiliate is active: one statement. $3 is
 	// occurred_at, $4 occurred_at plus the allowed clock skew; the window
-	// opens cookie_days before occurred_at.
+	// opens cookie_days before occurred_at. One subquery per model, each in
+	// the order of clicks_visitor (its rows end with the id), so the engine
+	// stops at the first click that counts instead of sorting them all.
 	qConvClick = `SELECT c.id, c.link_id, c.program_id, c.visitor_id, c.created_at,
-		(SELECT c2.id FROM clicks c2 JOIN affiliates a2 ON a2.workspace_id = c2.workspace_id AND a2.id = c2.affiliate_id
-			WHERE c2.workspace_id = c.workspace_id AND c2.visitor_id = c.visitor_id AND c2.program_id = c.program_id
-			AND c2.created_at >= $3 - p.cookie_days * 86400000000 AND c2.created_at <= $4 AND a2.status = 'active'
-			ORDER BY CASE WHEN p.attribution_model = 'first_click' THEN c2.created_at ELSE -c2.created_at END,
-				CASE WHEN p.attribution_model = 'first_click' THEN c2.id ELSE -c2.id END
-			LIMIT 1), ` + convAffiliateCols + `
+		CASE WHEN p.attribution_model = 'first_click'
+			THEN (` + qConvVisitorClicks + ` ORDER BY c2.created_at, c2.id LIMIT 1)
+			ELSE (` + qConvVisitorClicks + ` ORDER BY c2.created_at DESC, c2.id DESC LIMIT 1) END, ` + convAffiliateCols + `
 		FROM clicks c JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id` + convAffiliateJoin + `
 		WHERE c.workspace_id = $1 AND c.click_id = $2`
 	// The picked click when it is not the one named.
@@ -217,6 +216,12 @@ const (
 		amount, rate, rule, base_amount, explanation, status, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id`
 )
+
+// qConvVisitorClicks are the clicks of qConvClick's visitor that can be
+// credited (its subqueries add the order).
+const qConvVisitorClicks = `SELECT c2.id FROM clicks c2 JOIN affiliates a2 ON a2.workspace_id = c2.workspace_id AND a2.id = c2.affiliate_id
+			WHERE c2.workspace_id = c.workspace_id AND c2.visitor_id = c.visitor_id AND c2.program_id = c.program_id
+			AND c2.created_at >= $3 - p.cookie_days * 86400000000 AND c2.created_at <= $4 AND a2.status = 'active'`
 
 const qConvEventsHead = `INSERT INTO events (workspace_id, type, resource_type, resource_id, data, created_at) VALUES `
 
