@@ -148,8 +148,7 @@ func (s *Store) CreateConversion(ctx context.Context, wsID int64, in heldsway.Co
 	return o, nil
 }
 
-// The conversion's statements. On SQLite they run prepared once on the writer
-// connection (see convQ); every text here is in convQueries.
+// The conversion's statements.
 const (
 	// The click, its affiliate and program, and the click the program's
 	// attribution_model picks among the same visitor's clicks in the same
@@ -225,70 +224,41 @@ const qConvVisitorClicks = `SELECT c2.id FROM clicks c2 JOIN affiliates a2 ON a2
 
 const qConvEventsHead = `INSERT INTO events (workspace_id, type, resource_type, resource_id, data, created_at) VALUES `
 
-var convQueries = []string{qConvClick, qConvPicked, qConvCoupon, qConvReferral, qConvAffiliate,
-	qConvParent, qConvTiers, qConvRenewal, qConvDefaultAuto, qConvCustomerBoth, qConvCustomerEmail, qConvCustomerID,
-	qConvCustomerInsert, qConvCustomerBind, qConvOrderInsert, qConvOrderExisting, qConvItemInsert, qConvCommissionInsert,
-	qConvAudit, qConvEvents1, qConvEvents2, qConvEvents3}
-
-// convQ runs the conversion's statements in one transaction. On SQLite it
-// uses statements prepared once on the writer connection: modernc.org/sqlite
-// parses the text of every unprepared statement, and parsing was a quarter of
-// a conversion's cost. PostgreSQL needs no help: pgx prepares and caches
-// statements per connection.
+// convQ runs the conversion's statements in one transaction: a *sql.Tx on
+// PostgreSQL, the writer's connection inside its own BEGIN on SQLite (see
+// connTx). On SQLite the texts are compiled once per connection by its
+// statement cache (cachedConn); pgx caches prepared statements itself.
 type convQ struct {
 	ctx context.Context
-	tx  *sql.Tx
+	db  sqlQuerier
 	// precheck looks a duplicate order_id up before anything is written, so a
 	// duplicate in a group-committed batch leaves nothing to undo (the
 	// batch's writer is the only writer: nothing can come in between).
 	precheck bool
-	prepared map[string]*sql.Stmt // by text, on the writer connection; nil on PostgreSQL
-	bound    map[string]*sql.Stmt // the prepared statements bound to tx, made on first use
-	rollup   *rollup              // the transaction's rollup changes, flushed by its owner before the commit
+	// sqlite inserts the order's items one prepared row at a time (see
+	// insertOrderItems).
+	sqlite bool
+	rollup *rollup // the transaction's rollup changes, flushed by its owner before the commit
 }
 
-// prepareConv returns the conversion's statements prepared on the writer
-// connection, or nil on PostgreSQL. It must run outside any transaction (see
-// writerStmt); after the first call each statement is a map lookup.
-func (s *Store) prepareConv(ctx context.Context) (map[string]*sql.Stmt, error) {
-	return s.preparedSet(ctx, "conversion", convQueries)
-}
-
-func (q *convQ) stmt(query string) *sql.Stmt {
-	st := q.prepared[query]
-	if st == nil {
-		return nil
-	}
-	if b := q.bound[query]; b != nil {
-		return b
-	}
-	if q.bound == nil {
-		q.bound = make(map[string]*sql.Stmt, len(q.prepared))
-	}
-	b := q.tx.StmtContext(q.ctx, st)
-	q.bound[query] = b
-	return b
+// sqlQuerier is what a transaction's statements run on: a *sql.Tx, or a
+// *sql.Conn inside a transaction it began itself.
+type sqlQuerier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 func (q *convQ) row(query string, args ...any) *sql.Row {
-	if st := q.stmt(query); st != nil {
-		return st.QueryRowContext(q.ctx, args...)
-	}
-	return q.tx.QueryRowContext(q.ctx, query, args...)
+	return q.db.QueryRowContext(q.ctx, query, args...)
 }
 
 func (q *convQ) rows(query string, args ...any) (*sql.Rows, error) {
-	if st := q.stmt(query); st != nil {
-		return st.QueryContext(q.ctx, args...)
-	}
-	return q.tx.QueryContext(q.ctx, query, args...)
+	return q.db.QueryContext(q.ctx, query, args...)
 }
 
 func (q *convQ) exec(query string, args ...any) (sql.Result, error) {
-	if st := q.stmt(query); st != nil {
-		return st.ExecContext(q.ctx, args...)
-	}
-	return q.tx.ExecContext(q.ctx, query, args...)
+	return q.db.ExecContext(q.ctx, query, args...)
 }
 
 // createConversion records one conversion in q's transaction.
@@ -788,7 +758,7 @@ func insertOrderItems(q *convQ, o *heldsway.Order) error {
 	if len(o.Items) == 0 {
 		return nil
 	}
-	if q.prepared != nil {
+	if q.sqlite {
 		for _, it := range o.Items {
 			if _, err := q.exec(qConvItemInsert, o.WorkspaceID, o.ID, nullStr(it.ProductID), nullStr(it.Name),
 				nullStr(it.Category), it.Quantity, it.Price); err != nil {

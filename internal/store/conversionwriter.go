@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"slices"
 	"sync"
@@ -78,8 +79,6 @@ type convWriter struct {
 	// are sent): it exits only when none is, under mu, and is then dead.
 	pending int
 	dead    bool
-	// The writer connection's statements, looked up once per writer.
-	prepared, rollupPrepared map[string]*sql.Stmt
 }
 
 type convReq struct {
@@ -98,7 +97,7 @@ func (s *Store) recordConversion(ctx context.Context, wsID int64, in *heldsway.C
 	if s.Dialect.IsPostgres() {
 		var o *heldsway.Order
 		err := s.tx(ctx, func(tx *sql.Tx) error {
-			q := &convQ{ctx: ctx, tx: tx, rollup: s.newRollup(ctx, tx, nil)}
+			q := &convQ{ctx: ctx, db: tx, rollup: s.newRollup(ctx, tx, nil)}
 			var err error
 			if o, err = s.createConversion(q, wsID, in, now); err != nil {
 				return err
@@ -254,32 +253,20 @@ func (w *convWriter) flush(batch []*convReq) {
 // starts a goroutine per statement to interrupt it when its context ends, and
 // with a dozen statements per conversion those goroutines (and a timer per
 // request for its deadline) were a tenth of the writer's time. A caller that
-// leaves mid-batch must not interrupt the others' transaction anyway. The
-// transaction is begun without the deadline too: database/sql starts a
-// goroutine for every query of a transaction whose context can end (to close
-// its rows then), several per conversion. The batch's deadline is checked
-// between conversions and before the commit instead, and the batch rolls back
-// when it has passed. The conversion's statements are indexed lookups and
-// single-row inserts, so none runs long on its own.
+// leaves mid-batch must not interrupt the others' transaction anyway. For the
+// same reason the transaction is not a *sql.Tx (see connTx). The batch's
+// deadline is checked between conversions and before the commit; the
+// conversion's statements are indexed lookups and single-row inserts, so none
+// runs long on its own.
 func (w *convWriter) record(batch []*convReq) (failed int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), convBatchTimeout)
 	defer cancel()
 	s := w.s
-	if w.prepared == nil {
-		if w.prepared, err = s.prepareConv(ctx); err != nil {
-			return -1, err
-		}
-	}
-	if w.rollupPrepared == nil {
-		if w.rollupPrepared, err = s.rollupStmts(ctx); err != nil {
-			return -1, err
-		}
-	}
 	failed = -1
 	stmtCtx := context.WithoutCancel(ctx)
-	err = s.tx(stmtCtx, func(tx *sql.Tx) error {
+	err = s.connTx(ctx, func(c *sql.Conn) error {
 		// The batch's rollups are flushed once, after its last conversion.
-		q := &convQ{ctx: stmtCtx, tx: tx, prepared: w.prepared, precheck: true, rollup: s.newRollup(stmtCtx, tx, w.rollupPrepared)}
+		q := &convQ{ctx: stmtCtx, db: c, precheck: true, sqlite: true, rollup: s.newRollup(stmtCtx, c, nil)}
 		for i, r := range batch {
 			if err := ctx.Err(); err != nil {
 				return err // the batch's deadline
@@ -296,16 +283,46 @@ func (w *convWriter) record(batch []*convReq) (failed int, err error) {
 			}
 		}
 		q.ctx = stmtCtx
-		if err := q.rollup.flush(); err != nil {
-			return err
-		}
-		return ctx.Err()
+		return q.rollup.flush()
 	})
 	if err == nil {
 		failed = -1
 		s.convStats.batches.Add(1)
 	}
 	return failed, err
+}
+
+// connTx runs fn in a transaction on the SQLite writer connection, begun and
+// ended by statements of its own rather than as a *sql.Tx: database/sql starts
+// a goroutine for every query of a Tx (to close the rows if the Tx's context
+// ends first), about ten per conversion. fn's statements must use contexts
+// that are never done, or modernc.org/sqlite starts one per statement
+// instead. ctx bounds the wait for the connection and, checked once fn
+// returns, the transaction: past it, the transaction rolls back.
+func (s *Store) connTx(ctx context.Context, fn func(c *sql.Conn) error) (err error) {
+	c, err := s.w.Conn(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer c.Close()
+	bg := context.WithoutCancel(ctx)
+	if _, err := c.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+		return unavailable(err)
+	}
+	if err = fn(c); err == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		if _, err = c.ExecContext(bg, "COMMIT"); err == nil {
+			return nil
+		}
+	}
+	if _, rerr := c.ExecContext(bg, "ROLLBACK"); rerr != nil {
+		// The transaction may still be open: the connection must not go
+		// back to the pool, where the next writer would run inside it.
+		_ = c.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	return unavailable(err)
 }
 
 // recordOne records r in q's transaction. Its own error is answered to it; an

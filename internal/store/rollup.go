@@ -338,7 +338,7 @@ func (s *Store) rollupStmts(ctx context.Context) (map[string]*sql.Stmt, error) {
 type rollup struct {
 	s        *Store
 	ctx      context.Context
-	tx       *sql.Tx
+	tx       sqlQuerier           // a *sql.Tx when prepared is set
 	prepared map[string]*sql.Stmt // on the writer connection; nil: run the text
 	bound    map[string]*sql.Stmt
 	// batch, when set, takes PostgreSQL's upserts instead of tx: the caller
@@ -359,7 +359,7 @@ type rollup struct {
 }
 
 // newRollup starts the rollup changes of tx. prepared may be nil.
-func (s *Store) newRollup(ctx context.Context, tx *sql.Tx, prepared map[string]*sql.Stmt) *rollup {
+func (s *Store) newRollup(ctx context.Context, tx sqlQuerier, prepared map[string]*sql.Stmt) *rollup {
 	return &rollup{s: s, ctx: ctx, tx: tx, prepared: prepared, locs: map[int64]*time.Location{},
 		dims: map[dimKey]*heldsway.Counts{}, tots: map[totKey]*heldsway.Counts{}}
 }
@@ -375,7 +375,7 @@ func (r *rollup) stmt(q string) *sql.Stmt {
 	if r.bound == nil {
 		r.bound = map[string]*sql.Stmt{}
 	}
-	b := r.tx.StmtContext(r.ctx, st)
+	b := r.tx.(*sql.Tx).StmtContext(r.ctx, st)
 	r.bound[q] = b
 	return b
 }
