@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -485,4 +486,26 @@ func strsOf(v any) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// TestServeGCPercent: serve raises the GC target when GOGC is unset and
+// leaves the runtime's setting alone when it is set.
+func TestServeGCPercent(t *testing.T) {
+	// Not parallel: the GC percent is the process's.
+	prev := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(prev) })
+
+	setGCPercent(func(string) string { return "" })
+	if got := debug.SetGCPercent(100); got != serveGCPercent {
+		t.Fatalf("GOGC unset: GC percent %d, want %d", got, serveGCPercent)
+	}
+	setGCPercent(func(k string) string {
+		if k == "GOGC" {
+			return "100"
+		}
+		return ""
+	})
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("GOGC=100: GC percent %d, want it left at 100", got)
+	}
 }

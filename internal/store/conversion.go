@@ -148,22 +148,20 @@ func (s *Store) CreateConversion(ctx context.Context, wsID int64, in heldsway.Co
 	return o, nil
 }
 
-// The conversion's statements. On SQLite they run prepared once on the writer
-// connection (see convQ); every text here is in convQueries.
+// The conversion's statements.
 const (
 	// The click, its affiliate and program, and the click the program's
 	// attribution_model picks among the same visitor's clicks in the same
 	// program and window (first_click: the earliest; last_click: the latest),
 	// counting only clicks whose affiliate is active: one statement. $3 is
 	// occurred_at, $4 occurred_at plus the allowed clock skew; the window
-	// opens cookie_days before occurred_at.
+	// opens cookie_days before occurred_at. One subquery per model, each in
+	// the order of clicks_visitor (its rows end with the id), so the engine
+	// stops at the first click that counts instead of sorting them all.
 	qConvClick = `SELECT c.id, c.link_id, c.program_id, c.visitor_id, c.created_at,
-		(SELECT c2.id FROM clicks c2 JOIN affiliates a2 ON a2.workspace_id = c2.workspace_id AND a2.id = c2.affiliate_id
-			WHERE c2.workspace_id = c.workspace_id AND c2.visitor_id = c.visitor_id AND c2.program_id = c.program_id
-			AND c2.created_at >= $3 - p.cookie_days * 86400000000 AND c2.created_at <= $4 AND a2.status = 'active'
-			ORDER BY CASE WHEN p.attribution_model = 'first_click' THEN c2.created_at ELSE -c2.created_at END,
-				CASE WHEN p.attribution_model = 'first_click' THEN c2.id ELSE -c2.id END
-			LIMIT 1), ` + convAffiliateCols + `
+		CASE WHEN p.attribution_model = 'first_click'
+			THEN (` + qConvVisitorClicks + ` ORDER BY c2.created_at, c2.id LIMIT 1)
+			ELSE (` + qConvVisitorClicks + ` ORDER BY c2.created_at DESC, c2.id DESC LIMIT 1) END, ` + convAffiliateCols + `
 		FROM clicks c JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id` + convAffiliateJoin + `
 		WHERE c.workspace_id = $1 AND c.click_id = $2`
 	// The picked click when it is not the one named.
@@ -218,72 +216,49 @@ const (
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id`
 )
 
+// qConvVisitorClicks are the clicks of qConvClick's visitor that can be
+// credited (its subqueries add the order).
+const qConvVisitorClicks = `SELECT c2.id FROM clicks c2 JOIN affiliates a2 ON a2.workspace_id = c2.workspace_id AND a2.id = c2.affiliate_id
+			WHERE c2.workspace_id = c.workspace_id AND c2.visitor_id = c.visitor_id AND c2.program_id = c.program_id
+			AND c2.created_at >= $3 - p.cookie_days * 86400000000 AND c2.created_at <= $4 AND a2.status = 'active'`
+
 const qConvEventsHead = `INSERT INTO events (workspace_id, type, resource_type, resource_id, data, created_at) VALUES `
 
-var convQueries = []string{qConvClick, qConvPicked, qConvCoupon, qConvReferral, qConvAffiliate,
-	qConvParent, qConvTiers, qConvRenewal, qConvDefaultAuto, qConvCustomerBoth, qConvCustomerEmail, qConvCustomerID,
-	qConvCustomerInsert, qConvCustomerBind, qConvOrderInsert, qConvOrderExisting, qConvItemInsert, qConvCommissionInsert,
-	qConvAudit, qConvEvents1, qConvEvents2, qConvEvents3}
-
-// convQ runs the conversion's statements in one transaction. On SQLite it
-// uses statements prepared once on the writer connection: modernc.org/sqlite
-// parses the text of every unprepared statement, and parsing was a quarter of
-// a conversion's cost. PostgreSQL needs no help: pgx prepares and caches
-// statements per connection.
+// convQ runs the conversion's statements in one transaction: a *sql.Tx on
+// PostgreSQL, the writer's connection inside its own BEGIN on SQLite (see
+// connTx). On SQLite the texts are compiled once per connection by its
+// statement cache (cachedConn); pgx caches prepared statements itself.
 type convQ struct {
 	ctx context.Context
-	tx  *sql.Tx
+	db  sqlQuerier
 	// precheck looks a duplicate order_id up before anything is written, so a
 	// duplicate in a group-committed batch leaves nothing to undo (the
 	// batch's writer is the only writer: nothing can come in between).
 	precheck bool
-	prepared map[string]*sql.Stmt // by text, on the writer connection; nil on PostgreSQL
-	bound    map[string]*sql.Stmt // the prepared statements bound to tx, made on first use
-	rollup   *rollup              // the transaction's rollup changes, flushed by its owner before the commit
+	// sqlite inserts the order's items one prepared row at a time (see
+	// insertOrderItems).
+	sqlite bool
+	rollup *rollup // the transaction's rollup changes, flushed by its owner before the commit
 }
 
-// prepareConv returns the conversion's statements prepared on the writer
-// connection, or nil on PostgreSQL. It must run outside any transaction (see
-// writerStmt); after the first call each statement is a map lookup.
-func (s *Store) prepareConv(ctx context.Context) (map[string]*sql.Stmt, error) {
-	return s.preparedSet(ctx, "conversion", convQueries)
-}
-
-func (q *convQ) stmt(query string) *sql.Stmt {
-	st := q.prepared[query]
-	if st == nil {
-		return nil
-	}
-	if b := q.bound[query]; b != nil {
-		return b
-	}
-	if q.bound == nil {
-		q.bound = make(map[string]*sql.Stmt, len(q.prepared))
-	}
-	b := q.tx.StmtContext(q.ctx, st)
-	q.bound[query] = b
-	return b
+// sqlQuerier is what a transaction's statements run on: a *sql.Tx, or a
+// *sql.Conn inside a transaction it began itself.
+type sqlQuerier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 func (q *convQ) row(query string, args ...any) *sql.Row {
-	if st := q.stmt(query); st != nil {
-		return st.QueryRowContext(q.ctx, args...)
-	}
-	return q.tx.QueryRowContext(q.ctx, query, args...)
+	return q.db.QueryRowContext(q.ctx, query, args...)
 }
 
 func (q *convQ) rows(query string, args ...any) (*sql.Rows, error) {
-	if st := q.stmt(query); st != nil {
-		return st.QueryContext(q.ctx, args...)
-	}
-	return q.tx.QueryContext(q.ctx, query, args...)
+	return q.db.QueryContext(q.ctx, query, args...)
 }
 
 func (q *convQ) exec(query string, args ...any) (sql.Result, error) {
-	if st := q.stmt(query); st != nil {
-		return st.ExecContext(q.ctx, args...)
-	}
-	return q.tx.ExecContext(q.ctx, query, args...)
+	return q.db.ExecContext(q.ctx, query, args...)
 }
 
 // createConversion records one conversion in q's transaction.
@@ -783,7 +758,7 @@ func insertOrderItems(q *convQ, o *heldsway.Order) error {
 	if len(o.Items) == 0 {
 		return nil
 	}
-	if q.prepared != nil {
+	if q.sqlite {
 		for _, it := range o.Items {
 			if _, err := q.exec(qConvItemInsert, o.WorkspaceID, o.ID, nullStr(it.ProductID), nullStr(it.Name),
 				nullStr(it.Category), it.Quantity, it.Price); err != nil {

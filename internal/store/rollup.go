@@ -217,6 +217,9 @@ var (
 	// Clicks only (SQLite): the click writer's rows change one counter, so
 	// they bind 9 values instead of 22 and update one column; the four span
 	// rows of a key go in one statement.
+	// Any rows of rollup_daily, four to a statement (SQLite): the span rows of
+	// a conversion batch, bound by position.
+	qRollupDim4      = upsertRows("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"}, countCols, len(rollupSpans))
 	qRollupDimClick  = upsertClicks("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"}, 1)
 	qRollupDimClick4 = upsertClicks("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"}, len(rollupSpans))
 	qRollupTotClick  = upsertClicks("rollup_totals", []string{"workspace_id", "day", "shard", "currency"}, 1)
@@ -289,6 +292,18 @@ func upsertOne(table string, keys, counters []string) string {
 		strings.Join(ph, ", ") + `) ON CONFLICT (` + strings.Join(keys, ", ") + `) DO UPDATE SET ` + upsertSet(table, counters)
 }
 
+// upsertRows is the upsert of n rows with anonymous parameters: SQLite binds
+// them by position, where numbered ones are looked up by name.
+func upsertRows(table string, keys, counters []string, n int) string {
+	row := "(" + strings.Repeat("?, ", len(keys)+len(counters)-1) + "?)"
+	rows := make([]string, n)
+	for i := range rows {
+		rows[i] = row
+	}
+	return `INSERT INTO ` + table + ` (` + strings.Join(keys, ", ") + `, ` + strings.Join(counters, ", ") + `) VALUES ` +
+		strings.Join(rows, ", ") + ` ON CONFLICT (` + strings.Join(keys, ", ") + `) DO UPDATE SET ` + upsertSet(table, counters)
+}
+
 // upsertClicks is the upsert of n rows that add to the clicks counter only,
 // with anonymous parameters (SQLite binds them by position).
 func upsertClicks(table string, keys []string, n int) string {
@@ -316,7 +331,7 @@ func upsertArrays(table string, keys, keyTypes, counters []string) string {
 // rollupQueries are the statements SQLite prepares on the writer connection.
 func (s *Store) rollupQueries() []string {
 	return []string{qRollupState + s.Dialect.keyShare(), qRollupStateInit, qRollupDim, qRollupTot, qRollupPage,
-		s.Dialect.qRollupProd(), qRollupSession, qRollupDimClick, qRollupDimClick4, qRollupTotClick}
+		s.Dialect.qRollupProd(), qRollupSession, qRollupDimClick, qRollupDimClick4, qRollupTotClick, qRollupDim4}
 }
 
 // rollupStmts prepares the rollup statements on the writer connection (nil on
@@ -329,7 +344,7 @@ func (s *Store) rollupStmts(ctx context.Context) (map[string]*sql.Stmt, error) {
 type rollup struct {
 	s        *Store
 	ctx      context.Context
-	tx       *sql.Tx
+	tx       sqlQuerier           // a *sql.Tx when prepared is set
 	prepared map[string]*sql.Stmt // on the writer connection; nil: run the text
 	bound    map[string]*sql.Stmt
 	// batch, when set, takes PostgreSQL's upserts instead of tx: the caller
@@ -350,7 +365,7 @@ type rollup struct {
 }
 
 // newRollup starts the rollup changes of tx. prepared may be nil.
-func (s *Store) newRollup(ctx context.Context, tx *sql.Tx, prepared map[string]*sql.Stmt) *rollup {
+func (s *Store) newRollup(ctx context.Context, tx sqlQuerier, prepared map[string]*sql.Stmt) *rollup {
 	return &rollup{s: s, ctx: ctx, tx: tx, prepared: prepared, locs: map[int64]*time.Location{},
 		dims: map[dimKey]*heldsway.Counts{}, tots: map[totKey]*heldsway.Counts{}}
 }
@@ -366,7 +381,7 @@ func (r *rollup) stmt(q string) *sql.Stmt {
 	if r.bound == nil {
 		r.bound = map[string]*sql.Stmt{}
 	}
-	b := r.tx.StmtContext(r.ctx, st)
+	b := r.tx.(*sql.Tx).StmtContext(r.ctx, st)
 	r.bound[q] = b
 	return b
 }
@@ -689,12 +704,28 @@ func allClicks[K comparable](keys []K, m map[K]*heldsway.Counts) bool {
 	return true
 }
 
-// flushDimsSQLite upserts rollup_daily rows one statement each, except rows
-// that only add clicks: those go four to a statement (a key's four spans
-// when the batch is a click batch), in the same sorted order.
+// flushDimsSQLite upserts rollup_daily rows four to a statement, in the
+// sorted order; rows that only add clicks (a key's four spans when the batch
+// is a click batch) in the statement that binds and sets only that counter.
+// A statement's overhead was most of a row's cost.
 func (r *rollup) flushDimsSQLite(dims []dimKey, spans map[dimKey]*heldsway.Counts) error {
-	var clicks []any
-	var n int
+	var clicks, rows []any
+	var n, m int
+	rowArgs := 8 + len(countCols)
+	flushRows := func() error {
+		for m > 0 {
+			q, k := qRollupDim, 1
+			if m >= len(rollupSpans) {
+				q, k = qRollupDim4, len(rollupSpans)
+			}
+			if _, err := r.exec(q, rows[:k*rowArgs]...); err != nil {
+				return err
+			}
+			rows, m = rows[k*rowArgs:], m-k
+		}
+		rows = rows[:0]
+		return nil
+	}
 	flushClicks := func() error {
 		for n > 0 {
 			q, m := qRollupDimClick, 1
@@ -712,6 +743,9 @@ func (r *rollup) flushDimsSQLite(dims []dimKey, spans map[dimKey]*heldsway.Count
 	for _, k := range dims {
 		c := spans[k]
 		if onlyClicks(c) {
+			if err := flushRows(); err != nil {
+				return err
+			}
 			clicks = append(clicks, k.ws, k.span, int32(k.day), k.prog, k.aff, k.link, k.cur, k.shard, c.Clicks)
 			n++
 			continue
@@ -719,10 +753,11 @@ func (r *rollup) flushDimsSQLite(dims []dimKey, spans map[dimKey]*heldsway.Count
 		if err := flushClicks(); err != nil {
 			return err
 		}
-		args := append([]any{k.ws, k.span, int32(k.day), k.prog, k.aff, k.link, k.cur, k.shard}, countArgs(c)...)
-		if _, err := r.exec(qRollupDim, args...); err != nil {
-			return err
-		}
+		rows = append(append(rows, k.ws, k.span, int32(k.day), k.prog, k.aff, k.link, k.cur, k.shard), countArgs(c)...)
+		m++
+	}
+	if err := flushRows(); err != nil {
+		return err
 	}
 	return flushClicks()
 }
