@@ -327,8 +327,7 @@ func (s *Store) ingestClicks(ctx context.Context, recs []journalRecord, salvage 
 			stored, dropped = nil, 0
 			for i := range clicks {
 				c := &clicks[i]
-				res, err := tx.ExecContext(ctx, strings.Replace(insertClicksSQL[1], "INSERT", "INSERT OR IGNORE", 1),
-					clickArgs(nil, c)...)
+				res, err := tx.ExecContext(ctx, insertClickOrIgnore, clickArgs(nil, c)...)
 				if err != nil {
 					return err
 				}
@@ -364,6 +363,10 @@ func (s *Store) ingestClicks(ctx context.Context, recs []journalRecord, salvage 
 	}
 	return err
 }
+
+// insertClickOrIgnore is the one-row click INSERT that skips a row SQLite
+// refuses (ingestClicks' salvage).
+var insertClickOrIgnore = strings.Replace(insertClicksSQL[1], "INSERT", "INSERT OR IGNORE", 1)
 
 // isConstraintViolation reports whether SQLite refused a statement for a
 // constraint (unique, not null, check, or a trigger's RAISE(ABORT)).
@@ -471,23 +474,30 @@ type journalDecoder struct {
 	bad bool
 }
 
-func (d *journalDecoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.p)
+// skip consumes n bytes of a varint read (n <= 0: damaged) and reports
+// whether it could.
+func (d *journalDecoder) skip(n int) bool {
 	if n <= 0 {
 		d.bad, d.p = true, nil
-		return 0
+		return false
 	}
 	d.p = d.p[n:]
+	return true
+}
+
+func (d *journalDecoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.p)
+	if !d.skip(n) {
+		return 0
+	}
 	return v
 }
 
 func (d *journalDecoder) varint() int64 {
 	v, n := binary.Varint(d.p)
-	if n <= 0 {
-		d.bad, d.p = true, nil
+	if !d.skip(n) {
 		return 0
 	}
-	d.p = d.p[n:]
 	return v
 }
 

@@ -626,15 +626,8 @@ func (r *rollup) flush() error {
 					k.cur, int32(k.shard)
 				fillCounts(counts, i, spans[k])
 			}
-			cols := []any{ws, span, day, prog, aff, link, cur, shard}
-			q := qRollupDimPG
-			if clicksOnly {
-				q, cols = qRollupDimClicksPG, append(cols, counts[clicksCol])
-			} else {
-				for j := range counts {
-					cols = append(cols, counts[j])
-				}
-			}
+			keys := []any{ws, span, day, prog, aff, link, cur, shard}
+			q, cols := withCounts(keys, counts, clicksOnly, qRollupDimPG, qRollupDimClicksPG)
 			if err := r.execArrays(q, cols...); err != nil {
 				return err
 			}
@@ -652,15 +645,8 @@ func (r *rollup) flush() error {
 				ws[i], day[i], shard[i], cur[i] = k.ws, int32(k.day), int32(k.shard), k.cur
 				fillCounts(counts, i, r.tots[k])
 			}
-			cols := []any{ws, day, shard, cur}
-			q := qRollupTotPG
-			if clicksOnly {
-				q, cols = qRollupTotClicksPG, append(cols, counts[clicksCol])
-			} else {
-				for j := range counts {
-					cols = append(cols, counts[j])
-				}
-			}
+			keys := []any{ws, day, shard, cur}
+			q, cols := withCounts(keys, counts, clicksOnly, qRollupTotPG, qRollupTotClicksPG)
 			if err := r.execArrays(q, cols...); err != nil {
 				return err
 			}
@@ -693,6 +679,19 @@ func onlyClicks(c *heldsway.Counts) bool {
 
 // clicksCol is the index of clicks in countCols (and Counts.Fields).
 const clicksCol = 0
+
+// withCounts appends the counter arrays to the key arrays: the clicks array
+// alone, for the clicks-only statement, when every row adds clicks only;
+// else all of them, for the full one.
+func withCounts(keys []any, counts [][]int64, clicksOnly bool, full, clicks string) (string, []any) {
+	if clicksOnly {
+		return clicks, append(keys, counts[clicksCol])
+	}
+	for _, c := range counts {
+		keys = append(keys, c)
+	}
+	return full, keys
+}
 
 // allClicks reports whether every change of keys adds to clicks only.
 func allClicks[K comparable](keys []K, m map[K]*heldsway.Counts) bool {
