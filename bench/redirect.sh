@@ -2,9 +2,11 @@
 # Issue 4 benchmark: the click redirect GET /r/{slug} on SQLite and PostgreSQL,
 # next to a bare net/http handler that only sets a cookie and redirects
 # (bench/redirectbare), all measured with wrk over loopback in one run so the
-# ratios compare like with like. After each store's run it checks that the
-# link's click_count equals both the rows in clicks and the 302s the server
-# answered (its /metrics counter), warm-up included.
+# ratios compare like with like. PostgreSQL is measured as serve runs by
+# default (its click journal on) and with --click-journal off. After each
+# store's run it checks that the link's click_count equals both the rows in
+# clicks and the 302s the server answered (its /metrics counter), warm-up
+# included.
 #
 #   bash bench/redirect.sh
 #
@@ -17,7 +19,8 @@
 #   BENCH_CONNECTIONS  wrk connections (50)
 #   BENCH_WARMUP       seconds of unmeasured load before each case (3)
 #   BENCH_PG_ADMIN     admin URL for creating the database (postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
-#   BENCH_PG_DB        database to (re)create for the run (heldsway_bench_redirect)
+#   BENCH_PG_DB        database to (re)create for the run (heldsway_bench_redirect;
+#                      the run without the click journal uses <it>_direct)
 #   BENCH_PORT         ports are taken from here upwards, skipping busy ones (28180)
 #   BENCH_PROFILE      if set, a directory: each HeldSway server writes a CPU
 #                      profile of its run there (heldsway serve --cpuprofile)
@@ -66,14 +69,17 @@ wait_up() { # url
 	exit 1
 }
 
-# start_heldsway NAME DB PORT: starts a server with the access log off, creates
-# the benchmark's link and checks that /r/{slug} records clicks.
+# start_heldsway NAME DB PORT [FLAG...]: starts a server with the access log
+# off (and, on PostgreSQL, its click journal in $WORK unless a FLAG says
+# otherwise), creates the benchmark's link and checks that /r/{slug} records
+# clicks.
 start_heldsway() {
 	local name=$1 db=$2 port=$3
-	local extra=()
+	shift 3
+	local extra=(--click-journal "$WORK/$name.clicks" "$@")
 	if [ -n "$PROFILE" ]; then
 		mkdir -p "$PROFILE"
-		extra=(--cpuprofile "$PROFILE/redirect-$name.cpu.pprof")
+		extra+=(--cpuprofile "$PROFILE/redirect-$name.cpu.pprof")
 	fi
 	HELDSWAY_ACCESS_LOG=0 "$WORK/heldsway" serve --addr "127.0.0.1:$port" --db "$db" "${extra[@]}" \
 		>"$WORK/$name.out" 2>"$WORK/$name.err" &
@@ -177,6 +183,12 @@ if command -v psql >/dev/null && psql "$PG_ADMIN" -qAtc 'SELECT 1' >/dev/null 2>
 	psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $PG_DB" -c "CREATE DATABASE $PG_DB" >/dev/null
 	PG_URL="${PG_ADMIN%%/postgres\?*}/$PG_DB?sslmode=disable"
 	start_heldsway postgres "$PG_URL" "$PG_PORT"
+	# The same without the click journal: each batch committed in PostgreSQL
+	# before its 302s (--click-journal off), on a database of its own.
+	psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS ${PG_DB}_direct" -c "CREATE DATABASE ${PG_DB}_direct" >/dev/null
+	PG_DIRECT_URL="${PG_ADMIN%%/postgres\?*}/${PG_DB}_direct?sslmode=disable"
+	next_port; PG_DIRECT_PORT=$PORT
+	start_heldsway postgres-direct "$PG_DIRECT_URL" "$PG_DIRECT_PORT" --click-journal off
 	HAVE_PG=1
 else
 	echo "bench: PostgreSQL not reachable at $PG_ADMIN; skipping its case" >&2
@@ -192,6 +204,9 @@ if [ "$HAVE_PG" = 1 ]; then
 	measure "bare net/http: cookie + 302 (before PostgreSQL)" "http://127.0.0.1:$BARE_PORT/r/bench" "$WORK/redirect.lua"
 	measure "GET /r/{slug}, PostgreSQL" "http://127.0.0.1:$PG_PORT/r/bench" "$WORK/redirect.lua"
 	check_clicks postgres "$PG_PORT" "$PG_URL" || FAIL=1
+	measure "bare net/http: cookie + 302 (before PostgreSQL, journal off)" "http://127.0.0.1:$BARE_PORT/r/bench" "$WORK/redirect.lua"
+	measure "GET /r/{slug}, PostgreSQL, --click-journal off" "http://127.0.0.1:$PG_DIRECT_PORT/r/bench" "$WORK/redirect.lua"
+	check_clicks postgres-direct "$PG_DIRECT_PORT" "$PG_DIRECT_URL" || FAIL=1
 fi
 
 # Stop the servers gracefully so CPU profiles, if asked for, are written. The
@@ -217,6 +232,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
 echo "- /r/{slug} ÷ bare, SQLite: $(ratio "$(rps_of 'GET /r/{slug}, SQLite')" "$(rps_of 'bare net/http: cookie + 302 (before SQLite)')") (goal ≥ 50%, p99 < 25 ms)"
 if [ "$HAVE_PG" = 1 ]; then
 	echo "- /r/{slug} ÷ bare, PostgreSQL: $(ratio "$(rps_of 'GET /r/{slug}, PostgreSQL')" "$(rps_of 'bare net/http: cookie + 302 (before PostgreSQL)')") (goal ≥ 50%, p99 < 25 ms)"
+	echo "- /r/{slug} ÷ bare, PostgreSQL with --click-journal off: $(ratio "$(rps_of 'GET /r/{slug}, PostgreSQL, --click-journal off')" "$(rps_of 'bare net/http: cookie + 302 (before PostgreSQL, journal off)')")"
 fi
 for c in "${CHECKS[@]}"; do
 	echo "- $c"

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -42,7 +43,7 @@ func buildVersion() string {
 const usage = `Usage: heldsway <command> [flags]
 
 Commands:
-  serve      [--addr A] [--db URL] [--cpuprofile FILE]
+  serve      [--addr A] [--db URL] [--click-journal PATH|off] [--cpuprofile FILE]
                                           run the API server
   migrate    [--db URL]                   apply database migrations
   workspace  create --name N [--plan P]   create a workspace
@@ -323,6 +324,37 @@ func setGCPercent(getenv func(string) string) {
 	}
 }
 
+// defaultClickJournal is serve's click journal on PostgreSQL: in the working
+// directory, as SQLite's default database is.
+const defaultClickJournal = "heldsway.clicks"
+
+// openClickJournal opens the PostgreSQL click journal at path (not "off").
+// Another process holding it, or the default path not being writable, leaves
+// the server committing each click batch to the database (the journal is a
+// speed-up, not a requirement); any other failure stops the start, since a
+// journal that could not be read back may hold acknowledged clicks.
+func openClickJournal(ctx context.Context, st *store.Store, path string, isDefault bool, log *slog.Logger) error {
+	if !st.Dialect.IsPostgres() || path == "off" || path == "" {
+		return nil
+	}
+	strayed, err := st.OpenClickJournal(ctx, path)
+	if strayed != "" {
+		log.Warn("a click journal of another database was set aside", "path", strayed)
+	}
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, store.ErrClickJournalBusy):
+		log.Warn("the click journal is held by another process; click batches are committed to the database", "path", path)
+	case errors.As(err, &pe) && isDefault:
+		log.Warn("no click journal; click batches are committed to the database", "err", err)
+	case err != nil:
+		return err
+	default:
+		log.Info("click journal", "path", path)
+	}
+	return nil
+}
+
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve")
 	defAddr := getenv("HELDSWAY_ADDR")
@@ -334,6 +366,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	asJSON := fs.Bool("json", false, "print the bootstrap credentials as JSON")
 	accessLog := fs.Bool("access-log", getenv("HELDSWAY_ACCESS_LOG") != "0", "log every request")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until shutdown (for benchmarks)")
+	defJournal := getenv("HELDSWAY_CLICK_JOURNAL")
+	if defJournal == "" {
+		defJournal = defaultClickJournal
+	}
+	clickJournal := fs.String("click-journal", defJournal, "PostgreSQL: the file that acknowledges the redirect's clicks until they are in the database; off: commit each batch first")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -357,6 +394,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer st.Close()
+	if err := openClickJournal(ctx, st, *clickJournal, *clickJournal == defaultClickJournal, logger); err != nil {
+		return err
+	}
 	svc := auth.NewService(st)
 	svc.Logger = logger
 	if err := bootstrap(ctx, svc, stdout, *asJSON); err != nil {

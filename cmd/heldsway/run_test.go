@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -507,5 +508,58 @@ func TestServeGCPercent(t *testing.T) {
 	})
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Fatalf("GOGC=100: GC percent %d, want it left at 100", got)
+	}
+}
+
+// TestServeClickJournal: on PostgreSQL serve acknowledges clicks through the
+// journal file it is given; "off", another process holding it, or the
+// default path not being writable leave it committing batches directly, and
+// an unusable path given explicitly stops the start.
+func TestServeClickJournal(t *testing.T) {
+	t.Parallel()
+	if os.Getenv(storetest.EnvPostgres) == "" {
+		t.Skipf("%s is not set: the click journal of serve is PostgreSQL's", storetest.EnvPostgres)
+	}
+	ctx := context.Background()
+	dsn := storetest.DSN(t, "postgres")
+	open := func() *store.Store {
+		st, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	dir := t.TempDir()
+
+	if err := openClickJournal(ctx, open(), "off", false, log); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("--click-journal off created %v", entries)
+	}
+
+	path := filepath.Join(dir, "heldsway.clicks")
+	if err := openClickJournal(ctx, open(), path, false, log); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(path); err != nil || !bytes.HasPrefix(b, []byte("heldsway click journal 1 ")) {
+		t.Fatalf("journal file %q %v", b, err)
+	}
+	logs.Reset()
+	if err := openClickJournal(ctx, open(), path, false, log); err != nil || !strings.Contains(logs.String(), "held by another process") {
+		t.Fatalf("a held journal: %v, log %s", err, logs.String())
+	}
+
+	// A path under a file cannot be created.
+	bad := filepath.Join(path, "x")
+	logs.Reset()
+	if err := openClickJournal(ctx, open(), bad, true, log); err != nil || !strings.Contains(logs.String(), "no click journal") {
+		t.Fatalf("an unusable default path: %v, log %s", err, logs.String())
+	}
+	if err := openClickJournal(ctx, open(), bad, false, log); err == nil {
+		t.Fatal("an unusable --click-journal was accepted")
 	}
 }

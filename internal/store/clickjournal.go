@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -54,6 +55,11 @@ import (
 type clickJournal struct {
 	s *Store
 	f *os.File
+	// id names a PostgreSQL journal: its header and its click_journals row
+	// (clickjournalpg.go); empty on SQLite.
+	id string
+	// base is the header's length: the journal is emptied down to it.
+	base int64
 
 	mu      sync.Mutex // appends, pending and the file's size
 	seq     uint64     // the last record written
@@ -117,7 +123,7 @@ func (s *Store) openClickJournal(ctx context.Context, path string) error {
 // and ingests them, then empties the file.
 func (j *clickJournal) recover(ctx context.Context) error {
 	cursor, err := j.cursor(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) && j.id == "" {
 		// The database has never had a journal: whatever the file holds
 		// belongs to another database that was at this path.
 		if _, err := j.s.w.ExecContext(ctx, `INSERT INTO rollup_cursors (name, last_id) VALUES ($1, 0)`, journalCursor); err != nil {
@@ -127,7 +133,7 @@ func (j *clickJournal) recover(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
-	data, err := io.ReadAll(io.NewSectionReader(j.f, 0, 1<<62))
+	data, err := io.ReadAll(io.NewSectionReader(j.f, j.base, 1<<62))
 	if err != nil {
 		return err
 	}
@@ -149,12 +155,20 @@ func (j *clickJournal) recover(ctx context.Context) error {
 	if err := j.drain(ctx); err != nil {
 		return err
 	}
-	return j.f.Truncate(0)
+	j.size = j.base
+	return j.f.Truncate(j.base)
 }
 
+// cursor reads the last record ingested: rollup_cursors('click_journal') on
+// SQLite, the journal's click_journals row on PostgreSQL.
 func (j *clickJournal) cursor(ctx context.Context) (uint64, error) {
 	var last int64
-	err := j.s.w.QueryRowContext(ctx, `SELECT last_id FROM rollup_cursors WHERE name = $1`, journalCursor).Scan(&last)
+	var err error
+	if j.id != "" {
+		err = j.s.w.QueryRowContext(ctx, `SELECT last_seq FROM click_journals WHERE id = $1`, j.id).Scan(&last)
+	} else {
+		err = j.s.w.QueryRowContext(ctx, `SELECT last_id FROM rollup_cursors WHERE name = $1`, journalCursor).Scan(&last)
+	}
 	return uint64(last), err
 }
 
@@ -205,7 +219,7 @@ func (j *clickJournal) drain(ctx context.Context) error {
 		if len(take) == 0 {
 			return nil
 		}
-		if err := j.s.ingestClicks(ctx, take, false); err != nil {
+		if err := j.store(ctx, take, false); err != nil {
 			// If the commit went through after all, the cursor says so.
 			cur, cerr := j.cursor(ctx)
 			switch {
@@ -214,7 +228,7 @@ func (j *clickJournal) drain(ctx context.Context) error {
 				// A click the database refuses (a duplicate click id, say)
 				// must not hold every later one back: the records go in
 				// without the refused rows, which are counted as dropped.
-				if err := j.s.ingestClicks(ctx, take, true); err != nil {
+				if err := j.store(ctx, take, true); err != nil {
 					return err
 				}
 			default:
@@ -228,8 +242,8 @@ func (j *clickJournal) drain(ctx context.Context) error {
 			if j.size > j.trimAt {
 				// Everything written is in the database: the records are
 				// no longer needed (O_APPEND writes continue at the new end).
-				if err := j.f.Truncate(0); err == nil {
-					j.size = 0
+				if err := j.f.Truncate(j.base); err == nil {
+					j.size = j.base
 				}
 			}
 		}
@@ -238,11 +252,20 @@ func (j *clickJournal) drain(ctx context.Context) error {
 	}
 }
 
+// store puts records in the database with the cursor moved past them,
+// in one transaction.
+func (j *clickJournal) store(ctx context.Context, recs []journalRecord, salvage bool) error {
+	if j.id != "" {
+		return j.s.ingestClicksPG(ctx, j.id, recs, salvage)
+	}
+	return j.s.ingestClicks(ctx, recs, salvage)
+}
+
 // close ingests what is pending and releases the journal.
 func (j *clickJournal) close(ctx context.Context) error {
 	err := j.drain(ctx)
 	if err == nil {
-		err = j.f.Truncate(0)
+		err = j.f.Truncate(j.base)
 	}
 	return errors.Join(err, j.f.Close())
 }
@@ -368,11 +391,13 @@ func (s *Store) ingestClicks(ctx context.Context, recs []journalRecord, salvage 
 // refuses (ingestClicks' salvage).
 var insertClickOrIgnore = strings.Replace(insertClicksSQL[1], "INSERT", "INSERT OR IGNORE", 1)
 
-// isConstraintViolation reports whether SQLite refused a statement for a
-// constraint (unique, not null, check, or a trigger's RAISE(ABORT)).
+// isConstraintViolation reports whether the database refused a statement for
+// a constraint (unique, not null, check, or a SQLite trigger's RAISE(ABORT)).
 func isConstraintViolation(err error) bool {
 	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
+	var pe *pgconn.PgError
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT ||
+		errors.As(err, &pe) && strings.HasPrefix(pe.Code, "23") // class 23: integrity constraint violation
 }
 
 // countLinkClicksSQLite adds clicks to their links' click_count, one UPDATE

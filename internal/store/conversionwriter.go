@@ -107,6 +107,10 @@ type convReq struct {
 // writer on SQLite, in a transaction of its own on PostgreSQL.
 func (s *Store) recordConversion(ctx context.Context, wsID int64, in *heldsway.ConversionInput, now time.Time) (*heldsway.Order, error) {
 	if s.Dialect.IsPostgres() {
+		// Attribution reads clicks: this server's journaled ones first.
+		if err := s.syncClicks(ctx); err != nil {
+			return nil, err
+		}
 		var o *heldsway.Order
 		err := s.tx(ctx, func(tx *sql.Tx) error {
 			q := &convQ{ctx: ctx, db: tx, rollup: s.newRollup(ctx, tx, nil)}
