@@ -105,10 +105,10 @@ start() {
 	next_port
 	local port=$PORT
 	PORT=$((PORT + 1))
-	local extra=()
+	local extra=(--click-journal "$WORK/$name.clicks") # PostgreSQL's, out of the checkout
 	if [ -n "$PROFILE" ]; then
 		mkdir -p "$PROFILE"
-		extra=(--cpuprofile "$PROFILE/$name.cpu.pprof")
+		extra+=(--cpuprofile "$PROFILE/$name.cpu.pprof")
 	fi
 	HELDSWAY_ACCESS_LOG=0 "$WORK/heldsway" serve --addr "127.0.0.1:$port" --db "$db" "${extra[@]}" \
 		>"$WORK/$name.out" 2>"$WORK/$name.err" &
