@@ -65,6 +65,8 @@ type clickJournal struct {
 	seq     uint64     // the last record written
 	size    int64      // bytes in the file
 	trimAt  int64      // clickJournalTrimAt; tests lower it
+	// maxWaiting is clickJournalMaxWaiting; tests lower it.
+	maxWaiting int64
 	pending []journalRecord
 	buf     []byte
 	// waiting counts the clicks appended and not yet ingested: the read
@@ -85,6 +87,11 @@ const (
 	// clickJournalTrimAt is the size past which a fully ingested journal is
 	// emptied (checked after each ingestion).
 	clickJournalTrimAt = 16 << 20
+	// clickJournalMaxWaiting bounds the clicks acknowledged and not yet in
+	// the database (kept in memory as well as in the file, about 0.5 KB
+	// each): past it, while the database stays away, RecordClicks fails and
+	// the redirect answers 503, as it would without a journal.
+	clickJournalMaxWaiting = 250_000
 	// clickIngestChunk bounds one ingesting transaction, so a backlog (after
 	// a restart, say) never holds the writer for long.
 	clickIngestChunk = 2000
@@ -96,6 +103,10 @@ const (
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errJournalFull: the database has not taken the journal's clicks for so
+// long that clickJournalMaxWaiting of them wait.
+var errJournalFull = errors.New("click journal: too many clicks waiting for the database")
 
 // openClickJournal opens (creating it) the journal of the SQLite database at
 // path, ingests what a previous process left in it, and sets s.journal. If
@@ -110,7 +121,7 @@ func (s *Store) openClickJournal(ctx context.Context, path string) error {
 		f.Close()
 		return err
 	}
-	j := &clickJournal{s: s, f: f, trimAt: clickJournalTrimAt}
+	j := &clickJournal{s: s, f: f, trimAt: clickJournalTrimAt, maxWaiting: clickJournalMaxWaiting}
 	if err := j.recover(ctx); err != nil {
 		f.Close()
 		return fmt.Errorf("click journal: %w", err)
@@ -177,6 +188,9 @@ func (j *clickJournal) cursor(ctx context.Context) (uint64, error) {
 func (j *clickJournal) append(clicks []heldsway.Click) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.waiting.Load()+int64(len(clicks)) > j.maxWaiting {
+		return &heldsway.Error{Code: heldsway.EUNAVAILABLE, Message: "The service is temporarily unavailable. Please retry.", Err: errJournalFull}
+	}
 	seq := j.seq + 1
 	j.buf = encodeJournalRecord(j.buf[:0], seq, clicks)
 	if n, err := j.f.Write(j.buf); err != nil {

@@ -95,7 +95,7 @@ func (s *Store) openJournalPG(ctx context.Context, path string) (*clickJournal, 
 		}
 		return nil, "", err
 	}
-	j := &clickJournal{s: s, f: f, trimAt: clickJournalTrimAt, base: int64(journalPGHeader)}
+	j := &clickJournal{s: s, f: f, trimAt: clickJournalTrimAt, maxWaiting: clickJournalMaxWaiting, base: int64(journalPGHeader)}
 	head := make([]byte, journalPGHeader)
 	n, err := io.ReadFull(io.NewSectionReader(f, 0, int64(journalPGHeader)), head)
 	switch {

@@ -386,10 +386,20 @@ func TestClickJournalPGDatabaseAway(t *testing.T) {
 	if n := rawInt(t, db, `SELECT COUNT(*) FROM clicks`); n != 0 {
 		t.Fatalf("%d clicks stored past the lock", n)
 	}
+	// The journal holds a bounded number of clicks for the database: past
+	// it the batch is refused (the redirect answers 503) and not journaled.
+	store.SetClickJournalMaxWaiting(st, 3)
+	err = st.RecordClicks(ctx, e.clicks(e.link, "w3", "w4"))
+	if he, ok := errors.AsType[*heldsway.Error](err); !ok || he.Code != heldsway.EUNAVAILABLE {
+		t.Fatalf("RecordClicks past the journal's bound: %v, want EUNAVAILABLE", err)
+	}
+	if err := st.RecordClicks(ctx, e.clicks(e.link, "w5")); err != nil {
+		t.Fatalf("RecordClicks within the bound: %v", err)
+	}
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := st.LinkClickCount(ctx, e.link); err != nil || n != 2 {
-		t.Fatalf("click_count %d %v once the database is back, want 2", n, err)
+	if n, err := st.LinkClickCount(ctx, e.link); err != nil || n != 3 {
+		t.Fatalf("click_count %d %v once the database is back, want 3", n, err)
 	}
 }

@@ -27,3 +27,11 @@ func SetClickJournalTrimAt(s *Store, n int64) {
 
 // HasClickJournal reports whether s acknowledges clicks through a journal.
 func HasClickJournal(s *Store) bool { return s.journal != nil }
+
+// SetClickJournalMaxWaiting changes how many clicks s's journal holds for
+// the database at most.
+func SetClickJournalMaxWaiting(s *Store, n int64) {
+	s.journal.mu.Lock()
+	s.journal.maxWaiting = n
+	s.journal.mu.Unlock()
+}
