@@ -61,14 +61,14 @@ type clickJournal struct {
 	// base is the header's length: the journal is emptied down to it.
 	base int64
 
-	mu      sync.Mutex // appends, pending and the file's size
-	seq     uint64     // the last record written
-	size    int64      // bytes in the file
-	trimAt  int64      // clickJournalTrimAt; tests lower it
+	mu     sync.Mutex // appends, pending and the file's size
+	seq    uint64     // the last record written
+	size   int64      // bytes in the file
+	trimAt int64      // clickJournalTrimAt; tests lower it
 	// maxWaiting is clickJournalMaxWaiting; tests lower it.
 	maxWaiting int64
-	pending []journalRecord
-	buf     []byte
+	pending    []journalRecord
+	buf        []byte
 	// waiting counts the clicks appended and not yet ingested: the read
 	// paths' fast check.
 	waiting atomic.Int64
