@@ -35,3 +35,7 @@ func SetClickJournalMaxWaiting(s *Store, n int64) {
 	s.journal.maxWaiting = n
 	s.journal.mu.Unlock()
 }
+
+// SetWALRestartPages changes the WAL size past which s's checkpointer
+// restarts the WAL (SQLite).
+func SetWALRestartPages(s *Store, n int64) { s.ckpt.restartAt.Store(n) }

@@ -155,7 +155,9 @@ func open(dsn string) (*Store, error) {
 	// WAL, so this changes no durability.
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)" +
 		"&_pragma=mmap_size(1073741824)"
-	w, err := openSQLite("file:" + path + "?" + pragmas + "&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
+	// journal_size_limit: when the writer starts the WAL over (checkpoint.go),
+	// it cuts the file back to 256 MiB.
+	w, err := openSQLite("file:" + path + "?" + pragmas + "&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(268435456)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
