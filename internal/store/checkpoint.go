@@ -19,18 +19,17 @@ import (
 // its own, on its own connection, runs PASSIVE checkpoints in the background:
 // they never block the writer or the readers.
 //
-// A PASSIVE checkpoint alone never lets the WAL start over under a steady
-// stream of writes: the writer restarts the WAL only if, when it begins a
-// transaction, every frame has been copied back, and with commits every few
-// milliseconds a checkpoint running beside them never ends with nothing left
-// behind. The WAL then grew without bound (2.3 GB over 40 s of conversions)
-// and every page lookup, which searches the WAL's index in 4,096-frame
-// segments, grew slower with it: the conversion writer's time per conversion
-// rose by half and the open loop's p99 went from 20–40 ms to 100–900 ms. So
-// once the WAL holds more than walRestartPages, the checkpointer runs a
-// RESTART checkpoint: it holds writers off while it copies what the PASSIVE
-// ones left (little) and syncs, and waits at most walRestartWait for readers
-// to leave the WAL, after which the next write starts it from the beginning.
+// A PASSIVE checkpoint alone hardly ever lets the WAL start over under a
+// steady stream of writes: the writer restarts the WAL only if, when it
+// begins a transaction, every frame has been copied back and no reader still
+// reads from the WAL, and with commits every few milliseconds and readers
+// overlapping that moment rarely comes. The WAL grew to 2.3 GB over 40 s of
+// the conversion benchmark, on disk, and a lookup of a page not in it
+// searches the WAL index's every 4,096-frame segment. So once the WAL holds
+// more than walRestartPages, the checkpointer runs a RESTART checkpoint: it
+// holds writers off while it copies what the PASSIVE ones left (little) and
+// syncs, and waits at most walRestartWait for readers to leave the WAL, after
+// which the next write starts it from the beginning.
 // journal_size_limit (store.go) then cuts the file back.
 
 // checkpointEvery is how often the checkpointer looks at the WAL. At the
