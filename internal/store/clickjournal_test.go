@@ -37,6 +37,8 @@ func openJournalEnv(t *testing.T) (*store.Store, *journalEnv) {
 	return st, e
 }
 
+// openAt opens a store on path (a SQLite file or a postgres:// URL), closed
+// when t ends.
 func openAt(t *testing.T, path string) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), path)

@@ -45,21 +45,11 @@ func openPGJournalEnv(t *testing.T) (*store.Store, *pgJournalEnv) {
 // open opens a store on the env's database with the env's journal.
 func (e *pgJournalEnv) open(t *testing.T) *store.Store {
 	t.Helper()
-	st := openPG(t, e.dsn)
+	st := openAt(t, e.dsn)
 	strayed, err := st.OpenClickJournal(context.Background(), e.journal)
 	if err != nil || strayed != "" {
 		t.Fatalf("OpenClickJournal: strayed %q, %v", strayed, err)
 	}
-	return st
-}
-
-func openPG(t *testing.T, dsn string) *store.Store {
-	t.Helper()
-	st, err := store.Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	return st
 }
 
@@ -255,7 +245,7 @@ func TestClickJournalPGOfAnotherDatabase(t *testing.T) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		st := openPG(t, e.dsn)
+		st := openAt(t, e.dsn)
 		strayed, err := st.OpenClickJournal(ctx, path)
 		if err != nil || !strings.HasPrefix(strayed, path+".stray-") {
 			t.Fatalf("%s: strayed %q, %v", name, strayed, err)
@@ -286,7 +276,7 @@ func TestClickJournalPGOneOwner(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, e := openPGJournalEnv(t)
-	second := openPG(t, e.dsn)
+	second := openAt(t, e.dsn)
 	if _, err := second.OpenClickJournal(ctx, e.journal); !errors.Is(err, store.ErrClickJournalBusy) {
 		t.Fatalf("a second OpenClickJournal on a held journal: %v, want ErrClickJournalBusy", err)
 	}
@@ -298,7 +288,7 @@ func TestClickJournalPGOneOwner(t *testing.T) {
 		t.Fatal("the journal-less store's click is not in the database when acknowledged")
 	}
 
-	third := openPG(t, e.dsn)
+	third := openAt(t, e.dsn)
 	if _, err := third.OpenClickJournal(ctx, filepath.Join(t.TempDir(), "heldsway.clicks")); err != nil {
 		t.Fatal(err)
 	}
