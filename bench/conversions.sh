@@ -46,6 +46,9 @@
 #   BENCH_PORT         ports are taken from here upwards, skipping busy ones (28280)
 #   BENCH_PROFILE      if set, a directory: each server writes a CPU profile of
 #                      its runs there (heldsway serve --cpuprofile)
+#   BENCH_SLOW_EVERY   if set, a duration (250ms): the open loop lists on stderr
+#                      each such span with requests over the p99 goal, to tell a
+#                      steady tail from stalls
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -132,7 +135,8 @@ fi
 
 echo "# measuring" >&2
 status=0
-"$WORK/conversions" measure "${TARGETS[@]}" -c "$CONC" -rate "$RATE" -d "$DUR" -warmup "$WARMUP" || status=$?
+"$WORK/conversions" measure "${TARGETS[@]}" -c "$CONC" -rate "$RATE" -d "$DUR" -warmup "$WARMUP" \
+	${BENCH_SLOW_EVERY:+-slow-every "$BENCH_SLOW_EVERY"} || status=$?
 
 # Stop the servers gracefully (SIGTERM) so CPU profiles, if asked for, are written.
 for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done

@@ -264,9 +264,11 @@ type result struct {
 	cpu             time.Duration // the server's CPU time during the run; 0: unknown
 	batch           float64       // conversions per group-commit transaction (SQLite's /metrics); 0: unknown
 	// Open loop only.
-	offered   float64       // the schedule's rate
-	sustained bool          // rate >= sustainShare × offered
-	lag       time.Duration // the latest start behind the schedule (the load generator's own delay, included in the latencies)
+	offered   float64         // the schedule's rate
+	sustained bool            // rate >= sustainShare × offered
+	lag       time.Duration   // the latest start behind the schedule (the load generator's own delay, included in the latencies)
+	start     time.Time       // open loop: the schedule's t0
+	lat       []time.Duration // open loop: each request's latency, in schedule order
 }
 
 // sustainShare is the share of the offered rate that the open loop must see
@@ -287,6 +289,7 @@ func measureCmd(args []string) error {
 	warm := fs.Duration("warmup", 3*time.Second, "unmeasured load before each measured run, in the same mode")
 	customers := fs.Int("customers", 200000, "size of the customer e-mail pool")
 	p99Goal := fs.Duration("p99-goal", 30*time.Millisecond, "open loop: the p99 the verdict compares with")
+	slowEvery := fs.Duration("slow-every", 0, "open loop: if set, print (to stderr) each such span of the schedule in which requests took longer than -p99-goal, with their count and the slowest, to tell a steady tail from stalls")
 	_ = fs.Parse(args)
 	if len(ts) == 0 {
 		return errors.New("no --target")
@@ -340,6 +343,9 @@ func measureCmd(args []string) error {
 			fmt.Fprintf(os.Stderr, "# %s: measuring %s at %.0f/s (open loop)\n", t.name, *dur, *rate)
 			cpu0, w0 := procCPU(t.pid), t.writerStats()
 			r := t.open("open", *rate, *dur, *customers)
+			if *slowEvery > 0 {
+				r.printSlowSpans(*slowEvery, *p99Goal)
+			}
 			if t.pid != 0 {
 				r.cpu = procCPU(t.pid) - cpu0
 			}
@@ -651,7 +657,7 @@ func (t *target) open(phase string, rate float64, d time.Duration, customers int
 	}
 	wg.Wait()
 	r := result{target: t.name, mode: "open", ok: ok.Load(), errs: errs.Load(), abandoned: abandoned.Load(), elapsed: time.Since(t0),
-		offered: rate, lag: lag}
+		offered: rate, lag: lag, start: t0, lat: lat}
 	r.rate = float64(inSpan.Load()) / d.Seconds()
 	r.sustained = r.rate >= sustainShare*rate
 	if v := firstErr.Load(); v != nil {
@@ -695,4 +701,30 @@ func (t *target) verify(r *result, prefix string) error {
 		return fmt.Errorf("%s %s: %d orders stored for %d answers 201 (%d abandoned)", t.name, r.mode, n, r.ok, r.abandoned)
 	}
 	return nil
+}
+
+// printSlowSpans prints, for each span of the open loop's schedule in which
+// some requests took longer than goal, the span's start (UTC, to line up with
+// the server's logs), how many did and the slowest: a tail spread evenly is
+// the server's pace, one in a few spans is a stall.
+func (r result) printSlowSpans(every, goal time.Duration) {
+	if r.offered <= 0 || len(r.lat) == 0 {
+		return
+	}
+	per := max(1, int(r.offered*every.Seconds()))
+	for from := 0; from < len(r.lat); from += per {
+		var slow int
+		var worst time.Duration
+		for _, l := range r.lat[from:min(len(r.lat), from+per)] {
+			if l > goal {
+				slow++
+			}
+			worst = max(worst, l)
+		}
+		if slow > 0 {
+			at := r.start.Add(time.Duration(float64(from) / r.offered * float64(time.Second)))
+			fmt.Fprintf(os.Stderr, "# %s: %s +%s: %d of %d over %s, slowest %s\n", r.target, at.UTC().Format("15:04:05.000"),
+				every, slow, min(per, len(r.lat)-from), goal, worst.Round(100*time.Microsecond))
+		}
+	}
 }
