@@ -321,18 +321,7 @@ func (s *Store) InsertClicks(ctx context.Context, clicks []heldsway.Click) error
 			if err := insertClickArrays(ctx, tx, clicks); err != nil {
 				return err
 			}
-			r := s.newRollup(ctx, tx, nil)
-			r.clickShard = shard
-			for i := range clicks {
-				if err := r.click(&clicks[i]); err != nil {
-					return err
-				}
-			}
-			if err := r.flush(); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, countClicksPG, linkCountArrays(linkCounts, shard)...)
-			return err
+			return s.countStoredClicksPG(ctx, tx, clicks, linkCounts, shard)
 		})
 	}
 
@@ -509,6 +498,27 @@ func clickArgs(args []any, c *heldsway.Click) []any {
 	}
 	return append(args, c.WorkspaceID, c.LinkID, c.AffiliateID, c.ProgramID, c.ClickID, c.VisitorID,
 		ip, nullStr(c.UserAgent), nullStr(c.Referrer), nullStr(c.LandingQuery), ts(c.CreatedAt))
+}
+
+// countStoredClicksPG adds stored clicks to the rollups and their links' counts
+// (counts, from linkCounts), in shard, in tx: the serial path's half of a
+// PostgreSQL click batch after its INSERT.
+func (s *Store) countStoredClicksPG(ctx context.Context, tx *sql.Tx, clicks []heldsway.Click, counts []linkCount, shard int) error {
+	r := s.newRollup(ctx, tx, nil)
+	r.clickShard = shard
+	for i := range clicks {
+		if err := r.click(&clicks[i]); err != nil {
+			return err
+		}
+	}
+	if err := r.flush(); err != nil {
+		return err
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, countClicksPG, linkCountArrays(counts, shard)...)
+	return err
 }
 
 func insertClickArrays(ctx context.Context, tx *sql.Tx, clicks []heldsway.Click) error {

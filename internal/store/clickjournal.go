@@ -335,14 +335,7 @@ func (s *Store) ClickJournalStats() ClickJournalStats {
 // With salvage, rows the database refuses are skipped (INSERT OR IGNORE, one
 // row at a time) and counted in journalDropped.
 func (s *Store) ingestClicks(ctx context.Context, recs []journalRecord, salvage bool) error {
-	var clicks []heldsway.Click
-	if len(recs) == 1 {
-		clicks = recs[0].clicks
-	} else {
-		for _, r := range recs {
-			clicks = append(clicks, r.clicks...)
-		}
-	}
+	clicks := clicksOf(recs)
 	stmts, err := s.preparedSet(ctx, "clicks", clickQueries)
 	if err != nil {
 		return err
@@ -399,6 +392,18 @@ func (s *Store) ingestClicks(ctx context.Context, recs []journalRecord, salvage 
 		s.journalDropped.Add(dropped)
 	}
 	return err
+}
+
+// clicksOf returns the records' clicks, in order.
+func clicksOf(recs []journalRecord) []heldsway.Click {
+	if len(recs) == 1 {
+		return recs[0].clicks
+	}
+	var clicks []heldsway.Click
+	for _, r := range recs {
+		clicks = append(clicks, r.clicks...)
+	}
+	return clicks
 }
 
 // insertClickOrIgnore is the one-row click INSERT that skips a row SQLite

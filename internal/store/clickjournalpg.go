@@ -166,10 +166,7 @@ func isHex(b []byte) bool {
 // journal's cursor past them, in one transaction. With salvage, clicks whose
 // click id is already stored are skipped and counted in journalDropped.
 func (s *Store) ingestClicksPG(ctx context.Context, id string, recs []journalRecord, salvage bool) error {
-	var clicks []heldsway.Click
-	for _, r := range recs {
-		clicks = append(clicks, r.clicks...)
-	}
+	clicks := clicksOf(recs)
 	shard, pooled := s.takeClickShard()
 	if pooled {
 		defer func() { s.clickShards <- shard }()
@@ -186,20 +183,8 @@ func (s *Store) ingestClicksPG(ctx context.Context, id string, recs []journalRec
 		} else if err := insertClickArrays(ctx, tx, clicks); err != nil {
 			return err
 		}
-		r := s.newRollup(ctx, tx, nil)
-		r.clickShard = shard
-		for i := range stored {
-			if err := r.click(&stored[i]); err != nil {
-				return err
-			}
-		}
-		if err := r.flush(); err != nil {
+		if err := s.countStoredClicksPG(ctx, tx, stored, linkCounts(stored), shard); err != nil {
 			return err
-		}
-		if len(stored) > 0 {
-			if _, err := tx.ExecContext(ctx, countClicksPG, linkCountArrays(linkCounts(stored), shard)...); err != nil {
-				return err
-			}
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE click_journals SET last_seq = $1 WHERE id = $2`, int64(recs[len(recs)-1].seq), id)
 		return err
