@@ -353,6 +353,7 @@ func BenchmarkCreateConversion(b *testing.B) {
 			}
 			var seq atomic.Int64
 			b.SetParallelism(16) // many callers, as a server under load has
+			before := st.ConversionWriterStats()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -366,6 +367,9 @@ func BenchmarkCreateConversion(b *testing.B) {
 					}
 				}
 			})
+			if after := st.ConversionWriterStats(); after.Batches > before.Batches {
+				b.ReportMetric(float64(after.Conversions-before.Conversions)/float64(after.Batches-before.Batches), "conversions/batch")
+			}
 		})
 	}
 }

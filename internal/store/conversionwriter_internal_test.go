@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +80,42 @@ func TestConvWriterLingersUnderLoad(t *testing.T) {
 	}
 	if n := st.ConversionWriterStats().Batches - before.Batches; n != 1 {
 		t.Fatalf("c and d in %d batches, want 1", n)
+	}
+}
+
+// The click attribution walks the visitor's clicks through clicks_visitor
+// whatever the planner's statistics say. On a database never analysed SQLite
+// picked clicks_created, every click of the cookie window per conversion.
+func TestConvClickQueryUsesVisitorIndex(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(ctx, filepath.Join(t.TempDir(), "hs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rows, err := st.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+qConvClickSQLite, 1, "c", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	visitor := 0
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(detail, "c2 ") {
+			if !strings.Contains(detail, "USING INDEX clicks_visitor") {
+				t.Errorf("visitor clicks read as %q, want through clicks_visitor", detail)
+			}
+			visitor++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if visitor != 2 {
+		t.Fatalf("%d reads of the visitor's clicks in the plan, want 2 (one per attribution model)", visitor)
 	}
 }
