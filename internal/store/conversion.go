@@ -163,7 +163,7 @@ const (
 	qConvClickHead   = `SELECT c.id, c.link_id, c.program_id, c.visitor_id, c.created_at,
 		CASE WHEN p.attribution_model = 'first_click'
 			THEN (`
-	qConvClickMid  = ` ORDER BY c2.created_at, c2.id LIMIT 1)
+	qConvClickMid = ` ORDER BY c2.created_at, c2.id LIMIT 1)
 			ELSE (`
 	qConvClickTail = ` ORDER BY c2.created_at DESC, c2.id DESC LIMIT 1) END, ` + convAffiliateCols + `
 		FROM clicks c JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id` + convAffiliateJoin + `
