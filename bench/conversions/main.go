@@ -263,6 +263,7 @@ type result struct {
 	firstErr        string
 	cpu             time.Duration // the server's CPU time during the run; 0: unknown
 	batch           float64       // conversions per group-commit transaction (SQLite's /metrics); 0: unknown
+	busy            time.Duration // the writer's busy time per conversion (SQLite's /metrics); 0: unknown
 	// Open loop only.
 	offered   float64         // the schedule's rate
 	sustained bool            // rate >= sustainShare × offered
@@ -330,7 +331,8 @@ func measureCmd(args []string) error {
 			if t.pid != 0 {
 				r.cpu = procCPU(t.pid) - cpu0
 			}
-			r.batch = w0.batchTo(t.writerStats())
+			w1 := t.writerStats()
+			r.batch, r.busy = w0.batchTo(w1), w0.busyTo(w1)
 			check(t, r, "run-")
 		}
 		if *rate > 0 {
@@ -349,7 +351,8 @@ func measureCmd(args []string) error {
 			if t.pid != 0 {
 				r.cpu = procCPU(t.pid) - cpu0
 			}
-			r.batch = w0.batchTo(t.writerStats())
+			w1 := t.writerStats()
+			r.batch, r.busy = w0.batchTo(w1), w0.busyTo(w1)
 			fmt.Fprintf(os.Stderr, "# %s: open loop: %d of %d answered within the %s schedule; latest start %s behind it\n",
 				t.name, int64(r.rate*dur.Seconds()+0.5), int64(*rate*dur.Seconds()), *dur, r.lag.Round(time.Microsecond))
 			check(t, r, "open-")
@@ -364,8 +367,8 @@ func measureCmd(args []string) error {
 		fmt.Printf("open loop: requests started at t0 + i/%.0f whatever the answers, latency from each request's scheduled start\n", *rate)
 	}
 	fmt.Println()
-	fmt.Println("| Engine | Load | Conversions/s | p50 | p99 | max | errors | server CPU per conversion | server CPU used | mean batch | attributed | orders stored = 201s |")
-	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Println("| Engine | Load | Conversions/s | p50 | p99 | max | errors | server CPU per conversion | server CPU used | mean batch | writer busy per conversion | attributed | orders stored = 201s |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range results {
 		perConv, used := "n/a", "n/a"
 		if r.cpu > 0 && r.ok > 0 {
@@ -393,8 +396,12 @@ func measureCmd(args []string) error {
 		if r.batch > 0 {
 			batch = fmt.Sprintf("%.1f", r.batch)
 		}
-		fmt.Printf("| %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s |\n", r.target, r.load(), rate,
-			p50, p99, worst, r.errs, perConv, used, batch, attributed, stored)
+		busy := "n/a"
+		if r.busy > 0 {
+			busy = fmt.Sprintf("%.0f µs (%.0f%% of the time)", float64(r.busy.Nanoseconds())/1e3, 100*r.busy.Seconds()*r.rate)
+		}
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s |\n", r.target, r.load(), rate,
+			p50, p99, worst, r.errs, perConv, used, batch, busy, attributed, stored)
 	}
 	fmt.Println()
 	for _, r := range results {
@@ -426,7 +433,7 @@ func (r *result) load() string {
 }
 
 // writerCounts are the SQLite conversion writer's counters from /metrics.
-type writerCounts struct{ conversions, batches float64 }
+type writerCounts struct{ conversions, batches, busy float64 }
 
 // writerStats reads the writer's counters; zero when the server has none
 // (PostgreSQL).
@@ -443,9 +450,20 @@ func (t *target) writerStats() writerCounts {
 			c.conversions, _ = strconv.ParseFloat(v, 64)
 		} else if v, ok := strings.CutPrefix(line, "heldsway_conversion_writer_batches_total "); ok {
 			c.batches, _ = strconv.ParseFloat(v, 64)
+		} else if v, ok := strings.CutPrefix(line, "heldsway_conversion_writer_busy_seconds_total "); ok {
+			c.busy, _ = strconv.ParseFloat(v, 64)
 		}
 	}
 	return c
+}
+
+// busyTo returns the writer's busy time per conversion between c and a later
+// reading; 0 if unknown.
+func (c writerCounts) busyTo(later writerCounts) time.Duration {
+	if later.conversions <= c.conversions {
+		return 0
+	}
+	return time.Duration((later.busy - c.busy) / (later.conversions - c.conversions) * float64(time.Second))
 }
 
 // batchTo returns the mean batch between c and a later reading; 0 if unknown.

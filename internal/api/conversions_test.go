@@ -318,11 +318,17 @@ func TestConversionWriterMetrics(t *testing.T) {
 				t.Errorf("metrics lack %s:\n%s", want, grepLines(r.raw, "heldsway_click_journal_"))
 			}
 		}
-		var batches float64
+		var batches, busy float64
 		for _, line := range strings.Split(r.raw, "\n") {
 			if v, ok := strings.CutPrefix(line, "heldsway_conversion_writer_batches_total "); ok {
 				batches, _ = strconv.ParseFloat(v, 64)
+			} else if v, ok := strings.CutPrefix(line, "heldsway_conversion_writer_busy_seconds_total "); ok {
+				busy, _ = strconv.ParseFloat(v, 64)
 			}
+		}
+		// Three transactions' time: more than nothing, less than the test.
+		if busy <= 0 || busy > 10 {
+			t.Errorf("writer busy %v s for 3 conversions", busy)
 		}
 		for _, want := range []string{"heldsway_conversion_writer_conversions_total 3", "heldsway_conversion_writer_reruns_total 0",
 			"heldsway_conversion_writer_alone_total 0"} {

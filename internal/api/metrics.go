@@ -74,7 +74,10 @@ func (m *metrics) conversionStats(stats func() store.ConversionWriterStats) {
 		counter("heldsway_conversion_writer_reruns_total", "Batches run again without a conversion that failed them.",
 			func(s store.ConversionWriterStats) int64 { return s.Reruns }),
 		counter("heldsway_conversion_writer_alone_total", "Conversions retried in a transaction of their own after their batch failed.",
-			func(s store.ConversionWriterStats) int64 { return s.Alone }))
+			func(s store.ConversionWriterStats) int64 { return s.Alone }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "heldsway_conversion_writer_busy_seconds_total",
+			Help: "Time the SQLite conversion writer spent recording batches; its rate is the writer's utilisation (1: saturated)."},
+			func() float64 { return stats().Busy.Seconds() }))
 }
 
 // clickJournalStats exports SQLite's click journal: the clicks acknowledged

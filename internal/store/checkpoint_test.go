@@ -101,4 +101,10 @@ func TestCheckpointerRestartsTheWAL(t *testing.T) {
 		t.Fatalf("the WAL grew to %d frames under steady writes and did not start over within 2 s", peak)
 	}
 	t.Logf("the WAL started over after %v, at %d frames", time.Since(start).Round(time.Millisecond), peak)
+	// The restart ran on the writer's connection with a short busy timeout:
+	// the writers get theirs back.
+	var timeout int
+	if err := st.DB().QueryRow(`PRAGMA busy_timeout`).Scan(&timeout); err != nil || timeout != 10000 {
+		t.Fatalf("the writer's busy_timeout after a restart: %d (%v), want 10000", timeout, err)
+	}
 }

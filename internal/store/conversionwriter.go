@@ -67,17 +67,21 @@ type ConversionWriterStats struct {
 	Batches     int64 // transactions it committed
 	Reruns      int64 // batches run again without a conversion that spoiled them
 	Alone       int64 // conversions retried in a transaction of their own after their batch failed
+	// Busy is the time the writer spent recording batches (not waiting for
+	// them): over a span, Busy ÷ span is its utilisation, the share of the
+	// one write connection conversions use.
+	Busy time.Duration
 }
 
 type convWriterStats struct {
-	conversions, batches, reruns, alone atomic.Int64
+	conversions, batches, reruns, alone, busy atomic.Int64
 }
 
 // ConversionWriterStats returns the conversion writer's counters.
 func (s *Store) ConversionWriterStats() ConversionWriterStats {
 	c := &s.convStats
 	return ConversionWriterStats{Conversions: c.conversions.Load(), Batches: c.batches.Load(), Reruns: c.reruns.Load(),
-		Alone: c.alone.Load()}
+		Alone: c.alone.Load(), Busy: time.Duration(c.busy.Load())}
 }
 
 // convWriters holds each store's running writer.
@@ -222,11 +226,13 @@ func (w *convWriter) run() {
 		w.mu.Lock()
 		w.pending -= len(batch)
 		w.mu.Unlock()
+		began := time.Now()
 		w.flush(batch)
 		w.s.convStats.conversions.Add(int64(len(batch)))
 		for _, r := range batch {
 			close(r.done)
 		}
+		w.s.convStats.busy.Add(int64(time.Since(began)))
 		clear(batch) // let the orders be collected
 		idle.Reset(convWriterIdle)
 	}
