@@ -372,7 +372,9 @@ func BenchmarkCreateConversion(b *testing.B) {
 				}
 			})
 			if after := st.ConversionWriterStats(); after.Batches > before.Batches {
-				b.ReportMetric(float64(after.Conversions-before.Conversions)/float64(after.Batches-before.Batches), "conversions/batch")
+				n := float64(after.Conversions - before.Conversions)
+				b.ReportMetric(n/float64(after.Batches-before.Batches), "conversions/batch")
+				b.ReportMetric(float64((after.Busy-before.Busy).Microseconds())/n, "writer-µs/conversion")
 			}
 		})
 	}

@@ -61,6 +61,13 @@ var countCols = []string{"clicks", "events", "pageviews", "sessions", "product_v
 	"remove_from_carts", "checkouts", "thank_you_views", "conversions", "revenue", "commission_pending",
 	"commission_approved", "commission_paid"}
 
+// orderCountCols are the counters orders change: the last five of countCols.
+var orderCountCols = countCols[orderCol0:]
+
+// orderCol0 is the index of conversions, the first order counter, in
+// countCols (and Counts.Fields).
+const orderCol0 = 9
+
 // dimKey is a row of rollup_daily. The write paths add at span 0 (the day);
 // flush writes each change at every span of rollupSpans.
 type dimKey struct {
@@ -223,6 +230,11 @@ var (
 	qRollupDimClick  = upsertClicks("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"}, 1)
 	qRollupDimClick4 = upsertClicks("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"}, len(rollupSpans))
 	qRollupTotClick  = upsertClicks("rollup_totals", []string{"workspace_id", "day", "shard", "currency"}, 1)
+	// Order counters only (SQLite): a conversion's or review's rows change
+	// the five order counters, so they bind 13 values instead of 22 and set
+	// five columns.
+	qRollupDimOrder  = upsertRows("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"}, orderCountCols, 1)
+	qRollupDimOrder4 = upsertRows("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"}, orderCountCols, len(rollupSpans))
 	qRollupProdHead  = `INSERT INTO rollup_products (workspace_id, day, product_id, program_id, affiliate_id, link_id,
 		product_name, product_views, add_to_carts, remove_from_carts) `
 	qRollupSession = `INSERT INTO rollup_sessions (workspace_id, day, session_id, program_id, affiliate_id, link_id)
@@ -331,7 +343,8 @@ func upsertArrays(table string, keys, keyTypes, counters []string) string {
 // rollupQueries are the statements SQLite prepares on the writer connection.
 func (s *Store) rollupQueries() []string {
 	return []string{qRollupState + s.Dialect.keyShare(), qRollupStateInit, qRollupDim, qRollupTot, qRollupPage,
-		s.Dialect.qRollupProd(), qRollupSession, qRollupDimClick, qRollupDimClick4, qRollupTotClick, qRollupDim4}
+		s.Dialect.qRollupProd(), qRollupSession, qRollupDimClick, qRollupDimClick4, qRollupTotClick, qRollupDim4,
+		qRollupDimOrder, qRollupDimOrder4}
 }
 
 // rollupStmts prepares the rollup statements on the writer connection (nil on
@@ -704,61 +717,87 @@ func allClicks[K comparable](keys []K, m map[K]*heldsway.Counts) bool {
 }
 
 // flushDimsSQLite upserts rollup_daily rows four to a statement, in the
-// sorted order; rows that only add clicks (a key's four spans when the batch
-// is a click batch) in the statement that binds and sets only that counter.
-// A statement's overhead was most of a row's cost.
+// sorted order; runs of rows that only add clicks (a click batch's) or only
+// change the order counters (a conversion's, a review's) in the statements
+// that bind and set only those counters. A statement's overhead, its bound
+// values most, was most of a row's cost.
 func (r *rollup) flushDimsSQLite(dims []dimKey, spans map[dimKey]*heldsway.Counts) error {
-	var clicks, rows []any
-	var n, m int
-	rowArgs := 8 + len(countCols)
-	flushRows := func() error {
-		for m > 0 {
-			q, k := qRollupDim, 1
-			if m >= len(rollupSpans) {
-				q, k = qRollupDim4, len(rollupSpans)
-			}
-			if _, err := r.exec(q, rows[:k*rowArgs]...); err != nil {
-				return err
-			}
-			rows, m = rows[k*rowArgs:], m-k
-		}
-		rows = rows[:0]
-		return nil
-	}
-	flushClicks := func() error {
+	var args []any
+	kind, n := dimAll, 0
+	flush := func() error {
+		st := dimStmts[kind]
+		per := 8 + len(st.cols)
 		for n > 0 {
-			q, m := qRollupDimClick, 1
+			q, m := st.one, 1
 			if n >= len(rollupSpans) {
-				q, m = qRollupDimClick4, len(rollupSpans)
+				q, m = st.four, len(rollupSpans)
 			}
-			if _, err := r.exec(q, clicks[:m*9]...); err != nil {
+			if _, err := r.exec(q, args[:m*per]...); err != nil {
 				return err
 			}
-			clicks, n = clicks[m*9:], n-m
+			args, n = args[m*per:], n-m
 		}
-		clicks = clicks[:0]
+		args = args[:0]
 		return nil
 	}
 	for _, k := range dims {
 		c := spans[k]
-		if onlyClicks(c) {
-			if err := flushRows(); err != nil {
+		if kd := dimKindOf(c); kd != kind {
+			if err := flush(); err != nil {
 				return err
 			}
-			clicks = append(clicks, k.ws, k.span, int32(k.day), k.prog, k.aff, k.link, k.cur, k.shard, c.Clicks)
-			n++
-			continue
+			kind = kd
 		}
-		if err := flushClicks(); err != nil {
-			return err
+		args = append(args, k.ws, k.span, int32(k.day), k.prog, k.aff, k.link, k.cur, k.shard)
+		f := c.Fields()
+		for _, i := range dimStmts[kind].cols {
+			args = append(args, *f[i])
 		}
-		rows = append(append(rows, k.ws, k.span, int32(k.day), k.prog, k.aff, k.link, k.cur, k.shard), countArgs(c)...)
-		m++
+		n++
 	}
-	if err := flushRows(); err != nil {
-		return err
+	return flush()
+}
+
+// The kinds of rollup_daily rows flushDimsSQLite writes with statements of
+// their own.
+const (
+	dimAll = iota
+	dimClicks
+	dimOrders
+)
+
+// dimStmts are each kind's upserts of one and of four rows, and the counters
+// they bind (indexes into Counts.Fields).
+var dimStmts = [...]struct {
+	one, four string
+	cols      []int
+}{
+	dimAll:    {qRollupDim, qRollupDim4, seq(0, len(countCols))},
+	dimClicks: {qRollupDimClick, qRollupDimClick4, []int{clicksCol}},
+	dimOrders: {qRollupDimOrder, qRollupDimOrder4, seq(orderCol0, len(countCols))},
+}
+
+// seq returns from, from+1, …, to-1.
+func seq(from, to int) []int {
+	s := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
+		s = append(s, i)
 	}
-	return flushClicks()
+	return s
+}
+
+// dimKindOf returns the kind of statement a row changing c takes.
+func dimKindOf(c *heldsway.Counts) int {
+	if onlyClicks(c) {
+		return dimClicks
+	}
+	f := c.Fields()
+	for _, p := range f[:orderCol0] {
+		if *p != 0 {
+			return dimAll
+		}
+	}
+	return dimOrders
 }
 
 func (r *rollup) flushSessions() error {
