@@ -363,7 +363,7 @@ func BenchmarkCreateConversion(b *testing.B) {
 				for pb.Next() {
 					n := seq.Add(1)
 					in := heldsway.ConversionInput{OrderID: fmt.Sprintf("o-%d", n), Currency: "USD", Total: 12345, Subtotal: 12345,
-						OccurredAt: now, ClickID: clicks[int(n)%len(clicks)].ClickID,
+						OccurredAt: now, ClickID: clicks[int(n*7919)%len(clicks)].ClickID,
 						Customer:  heldsway.OrderCustomer{Email: fmt.Sprintf("c%d@example.com", (n*7919)%200000), Name: "Customer"},
 						LineItems: []heldsway.LineItem{{ProductID: "sku-1", Name: "Widget", Quantity: 1, Price: 12345}, {ProductID: "sku-2", Quantity: 2}}}
 					if _, err := st.CreateConversion(ctx, ws.ID, in); err != nil {
