@@ -252,6 +252,10 @@ type convQ struct {
 	// insertOrderItems).
 	sqlite bool
 	rollup *rollup // the transaction's rollup changes, flushed by its owner before the commit
+	// batchRows, when set, collects the order items, audit entries and events for
+	// its owner to write in multi-row statements before the commit
+	// (convRows.write): the SQLite writer's batch.
+	batchRows *convRows
 }
 
 // sqlQuerier is what a transaction's statements run on: a *sql.Tx, or a
@@ -427,6 +431,15 @@ func (s *Store) recordConversionChange(q *convQ, o *heldsway.Order, in *heldsway
 		actorID = sql.NullInt64{Int64: a.ID, Valid: true}
 	}
 	at := ts(s.Now())
+	if r := q.batchRows; r != nil {
+		r.audit = append(r.audit, o.WorkspaceID, a.Type, actorID, "conversion.create", "order", nullID(o.ID), string(changes),
+			nullStr(a.RequestID), nullStr(a.IP), at)
+		r.events = append(r.events, o.WorkspaceID, "conversion.created", "order", o.ID, string(data), at)
+		for i, c := range o.Commissions {
+			r.events = append(r.events, o.WorkspaceID, "commission.accrued", "commission", c.ID, string(lines[i]), at)
+		}
+		return nil
+	}
 	if _, err := q.exec(qConvAudit, o.WorkspaceID, a.Type, actorID, "conversion.create", "order", nullID(o.ID), string(changes),
 		nullStr(a.RequestID), nullStr(a.IP), at); err != nil {
 		return err
@@ -775,6 +788,13 @@ func insertOrderItems(q *convQ, o *heldsway.Order) error {
 	if len(o.Items) == 0 {
 		return nil
 	}
+	if r := q.batchRows; r != nil {
+		for _, it := range o.Items {
+			r.items = append(r.items, o.WorkspaceID, o.ID, nullStr(it.ProductID), nullStr(it.Name), nullStr(it.Category),
+				it.Quantity, it.Price)
+		}
+		return nil
+	}
 	if q.sqlite {
 		for _, it := range o.Items {
 			if _, err := q.exec(qConvItemInsert, o.WorkspaceID, o.ID, nullStr(it.ProductID), nullStr(it.Name),
@@ -804,4 +824,62 @@ func insertOrderItems(q *convQ, o *heldsway.Order) error {
 	}
 	_, err := q.exec(b.String(), args...)
 	return err
+}
+
+// convRows are a SQLite batch's order items, audit entries and events,
+// written after its last order in statements of 16, 4 and 1 rows (anonymous
+// parameters, bound by position): a statement's own cost (database/sql, the
+// binding, the engine's set-up) was about as much as its row's, and a
+// conversion wrote four of them.
+type convRows struct {
+	items, audit, events []any
+}
+
+// Each table's columns and its statements of 1, 4 and 16 rows.
+var (
+	convItemRows  = newConvRowStmts(`INSERT INTO order_items (workspace_id, order_id, product_id, name, category, quantity, price) VALUES `, 7)
+	convAuditRows = newConvRowStmts(`INSERT INTO audit_log
+		(workspace_id, actor_type, actor_id, action, resource_type, resource_id, changes, request_id, ip, created_at) VALUES `, 10)
+	convEventRows = newConvRowStmts(qConvEventsHead, 6)
+)
+
+type convRowStmts struct {
+	cols            int
+	one, four, many string
+}
+
+func newConvRowStmts(head string, cols int) convRowStmts {
+	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	rows := func(n int) string { return head + strings.Repeat(row+", ", n-1) + row }
+	return convRowStmts{cols: cols, one: rows(1), four: rows(4), many: rows(16)}
+}
+
+// exec inserts the rows of args.
+func (st convRowStmts) exec(q *convQ, args []any) error {
+	for len(args) > 0 {
+		n := len(args) / st.cols
+		text, k := st.one, 1
+		switch {
+		case n >= 16:
+			text, k = st.many, 16
+		case n >= 4:
+			text, k = st.four, 4
+		}
+		if _, err := q.exec(text, args[:k*st.cols]...); err != nil {
+			return err
+		}
+		args = args[k*st.cols:]
+	}
+	return nil
+}
+
+// write inserts the collected rows, each table's in the order they came.
+func (r *convRows) write(q *convQ) error {
+	if err := convItemRows.exec(q, r.items); err != nil {
+		return err
+	}
+	if err := convAuditRows.exec(q, r.audit); err != nil {
+		return err
+	}
+	return convEventRows.exec(q, r.events)
 }

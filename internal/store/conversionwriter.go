@@ -309,8 +309,10 @@ func (w *convWriter) record(batch []*convReq) (failed int, err error) {
 	failed = -1
 	stmtCtx := context.WithoutCancel(ctx)
 	err = s.connTx(ctx, func(c *sql.Conn) error {
-		// The batch's rollups are flushed once, after its last conversion.
-		q := &convQ{ctx: stmtCtx, db: c, precheck: true, sqlite: true, rollup: s.newRollup(stmtCtx, c, nil)}
+		// The batch's rollups are flushed once, after its last conversion, and
+		// its order items, audit entries and events written then too.
+		q := &convQ{ctx: stmtCtx, db: c, precheck: true, sqlite: true, rollup: s.newRollup(stmtCtx, c, nil),
+			batchRows: &convRows{}}
 		for i, r := range batch {
 			if err := ctx.Err(); err != nil {
 				return err // the batch's deadline
@@ -327,6 +329,9 @@ func (w *convWriter) record(batch []*convReq) (failed int, err error) {
 			}
 		}
 		q.ctx = stmtCtx
+		if err := q.batchRows.write(q); err != nil {
+			return err // no culprit: each conversion is retried alone
+		}
 		return q.rollup.flush()
 	})
 	if err == nil {
