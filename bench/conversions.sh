@@ -26,8 +26,10 @@
 #
 # The table has one row per engine and mode: conversions/s, p50/p99/max,
 # errors (any answer but 201), the server's CPU, the mean batch of SQLite's
-# group-commit writer (conversions per transaction, from /metrics), the share
-# attributed, and whether the database holds exactly one order per 201
+# group-commit writer (conversions per transaction, from /metrics), the
+# writer's busy time per conversion and its share of the run (how near the
+# serial part is to saturation, from /metrics), the share attributed, and
+# whether the database holds exactly one order per 201
 # (checked after each run). The script exits non-zero if a run had errors or a
 # mismatch.
 #
