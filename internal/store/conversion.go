@@ -210,11 +210,9 @@ const (
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 	// The order's events in one statement: conversion.created and one
 	// commission.accrued per line (at most two), so three texts.
-	qConvEvents1    = qConvEventsHead + `($1, 'conversion.created', 'order', $2, $3, $4)`
-	qConvEvents2    = qConvEvents1 + `, ($1, 'commission.accrued', 'commission', $5, $6, $4)`
-	qConvEvents3    = qConvEvents2 + `, ($1, 'commission.accrued', 'commission', $7, $8, $4)`
-	qConvItemInsert = `INSERT INTO order_items (workspace_id, order_id, product_id, name, category, quantity, price)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	qConvEvents1          = qConvEventsHead + `($1, 'conversion.created', 'order', $2, $3, $4)`
+	qConvEvents2          = qConvEvents1 + `, ($1, 'commission.accrued', 'commission', $5, $6, $4)`
+	qConvEvents3          = qConvEvents2 + `, ($1, 'commission.accrued', 'commission', $7, $8, $4)`
 	qConvCommissionInsert = `INSERT INTO commissions (workspace_id, order_id, affiliate_id, tier, currency,
 		amount, rate, rule, base_amount, explanation, status, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id`
@@ -248,8 +246,7 @@ type convQ struct {
 	// duplicate in a group-committed batch leaves nothing to undo (the
 	// batch's writer is the only writer: nothing can come in between).
 	precheck bool
-	// sqlite inserts the order's items one prepared row at a time (see
-	// insertOrderItems).
+	// sqlite runs SQLite's text of the click attribution (qConvClickSQLite).
 	sqlite bool
 	rollup *rollup // the transaction's rollup changes, flushed by its owner before the commit
 	// batchRows, when set, collects the order items, audit entries and events for
@@ -405,8 +402,9 @@ func (s *Store) writeConversion(q *convQ, o *heldsway.Order, in *heldsway.Conver
 
 // recordConversionChange writes the audit entry (conversion.create) and the
 // events (conversion.created, one commission.accrued per line) with the
-// columns s.audit and s.event write, in two prepared statements: this runs in
-// the single writer on SQLite, so its cost is the throughput's. The order's
+// columns s.audit and s.event write, in two prepared statements (on SQLite as
+// rows of the batch's, convRows): this runs in the single writer on SQLite,
+// so its cost is the throughput's. The order's
 // snapshot is marshalled once: the event data, the commission events' data
 // (its "commissions" items) and the audit changes ({"field": {"before": null,
 // "after": …}} for a creation, as diff gives, the values kept as marshalled so
@@ -779,11 +777,11 @@ func insertOrder(q *convQ, o *heldsway.Order) error {
 // orderItemCols is the parameter count of one order_items row.
 const orderItemCols = 7
 
-// insertOrderItems writes the order's line items. SQLite runs the prepared
-// single-row INSERT per item (modernc.org/sqlite looks numbered parameters up
-// by name, so a long multi-row INSERT costs time quadratic in its size);
-// PostgreSQL gets one multi-row statement (500 items × 7 parameters stay below
-// its parameter limit).
+// insertOrderItems writes the order's line items: in the SQLite batch's
+// rows (convRows, anonymous parameters, at most 16 rows to a statement: a
+// long statement with numbered parameters would bind in time quadratic in
+// its size), or on PostgreSQL in one multi-row statement (500 items × 7
+// parameters stay below its parameter limit).
 func insertOrderItems(q *convQ, o *heldsway.Order) error {
 	if len(o.Items) == 0 {
 		return nil
@@ -792,15 +790,6 @@ func insertOrderItems(q *convQ, o *heldsway.Order) error {
 		for _, it := range o.Items {
 			r.items = append(r.items, o.WorkspaceID, o.ID, nullStr(it.ProductID), nullStr(it.Name), nullStr(it.Category),
 				it.Quantity, it.Price)
-		}
-		return nil
-	}
-	if q.sqlite {
-		for _, it := range o.Items {
-			if _, err := q.exec(qConvItemInsert, o.WorkspaceID, o.ID, nullStr(it.ProductID), nullStr(it.Name),
-				nullStr(it.Category), it.Quantity, it.Price); err != nil {
-				return err
-			}
 		}
 		return nil
 	}
