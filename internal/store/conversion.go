@@ -205,9 +205,10 @@ const (
 		ON CONFLICT (workspace_id, order_id) DO NOTHING RETURNING id`
 	qConvOrderExisting = `SELECT id FROM orders WHERE workspace_id = $1 AND order_id = $2`
 	// The audit entry and events, as record.go writes them, prepared here.
-	qConvAudit = `INSERT INTO audit_log
-		(workspace_id, actor_type, actor_id, action, resource_type, resource_id, changes, request_id, ip, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	qConvAudit     = qConvAuditHead + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	qConvAuditHead = `INSERT INTO audit_log
+		(workspace_id, actor_type, actor_id, action, resource_type, resource_id, changes, request_id, ip, created_at) VALUES `
+	qConvItemHead = `INSERT INTO order_items (workspace_id, order_id, product_id, name, category, quantity, price) VALUES `
 	// The order's events in one statement: conversion.created and one
 	// commission.accrued per line (at most two), so three texts.
 	qConvEvents1          = qConvEventsHead + `($1, 'conversion.created', 'order', $2, $3, $4)`
@@ -794,7 +795,7 @@ func insertOrderItems(q *convQ, o *heldsway.Order) error {
 		return nil
 	}
 	var b strings.Builder
-	b.WriteString(`INSERT INTO order_items (workspace_id, order_id, product_id, name, category, quantity, price) VALUES `)
+	b.WriteString(qConvItemHead)
 	args := make([]any, 0, len(o.Items)*orderItemCols)
 	for i, it := range o.Items {
 		if i > 0 {
@@ -826,9 +827,8 @@ type convRows struct {
 
 // Each table's columns and its statements of 1, 4 and 16 rows.
 var (
-	convItemRows  = newConvRowStmts(`INSERT INTO order_items (workspace_id, order_id, product_id, name, category, quantity, price) VALUES `, 7)
-	convAuditRows = newConvRowStmts(`INSERT INTO audit_log
-		(workspace_id, actor_type, actor_id, action, resource_type, resource_id, changes, request_id, ip, created_at) VALUES `, 10)
+	convItemRows  = newConvRowStmts(qConvItemHead, orderItemCols)
+	convAuditRows = newConvRowStmts(qConvAuditHead, 10)
 	convEventRows = newConvRowStmts(qConvEventsHead, 6)
 )
 
