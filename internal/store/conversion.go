@@ -150,24 +150,6 @@ func (s *Store) CreateConversion(ctx context.Context, wsID int64, in heldsway.Co
 
 // The conversion's statements.
 const (
-	// The click, its affiliate and program, and the click the program's
-	// attribution_model picks among the same visitor's clicks in the same
-	// program and window (first_click: the earliest; last_click: the latest),
-	// counting only clicks whose affiliate is active: one statement. $3 is
-	// occurred_at, $4 occurred_at plus the allowed clock skew; the window
-	// opens cookie_days before occurred_at. One subquery per model, each in
-	// the order of clicks_visitor (its rows end with the id), so the engine
-	// stops at the first click that counts instead of sorting them all.
-	qConvClick       = qConvClickHead + qConvVisitorClicks + qConvClickMid + qConvVisitorClicks + qConvClickTail
-	qConvClickSQLite = qConvClickHead + qConvVisitorClicksSQLite + qConvClickMid + qConvVisitorClicksSQLite + qConvClickTail
-	qConvClickHead   = `SELECT c.id, c.link_id, c.program_id, c.visitor_id, c.created_at,
-		CASE WHEN p.attribution_model = 'first_click'
-			THEN (`
-	qConvClickMid = ` ORDER BY c2.created_at, c2.id LIMIT 1)
-			ELSE (`
-	qConvClickTail = ` ORDER BY c2.created_at DESC, c2.id DESC LIMIT 1) END, ` + convAffiliateCols + `
-		FROM clicks c JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id` + convAffiliateJoin + `
-		WHERE c.workspace_id = $1 AND c.click_id = $2`
 	// The picked click when it is not the one named.
 	qConvPicked = `SELECT click_id, link_id, affiliate_id FROM clicks WHERE workspace_id = $1 AND id = $2`
 	qConvCoupon = `SELECT c.id, c.is_active, c.starts_at, c.ends_at, ` + convAffiliateCols + `
@@ -219,20 +201,37 @@ const (
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id`
 )
 
-// qConvVisitorClicks are the clicks of qConvClick's visitor that can be
-// credited (its subqueries add the order).
+// The conversion's click query: the click, its affiliate and program, and the
+// click the program's attribution_model picks among the same visitor's clicks
+// in the same program and window (first_click: the earliest; last_click: the
+// latest), counting only clicks whose affiliate is active: one statement. $3
+// is occurred_at, $4 occurred_at plus the allowed clock skew; the window opens
+// cookie_days before occurred_at. One subquery per model, each in the order
+// of clicks_visitor (its rows end with the id), so the engine stops at the
+// first click that counts instead of sorting them all.
 //
-// SQLite names the visitor index: without planner statistics (a database
-// PRAGMA optimize has not analysed yet) it walked clicks_created instead, every
-// click of the window for each conversion, 1.7 ms per conversion at 10,000
-// clicks and growing with them.
-const (
-	qConvVisitorClicks       = `SELECT c2.id FROM clicks c2` + qConvVisitorClicksWhere
-	qConvVisitorClicksSQLite = `SELECT c2.id FROM clicks c2 INDEXED BY clicks_visitor` + qConvVisitorClicksWhere
-	qConvVisitorClicksWhere  = ` JOIN affiliates a2 ON a2.workspace_id = c2.workspace_id AND a2.id = c2.affiliate_id
+// SQLite's names the visitor index: without planner statistics (HeldSway
+// never analyses a database) it walked clicks_created instead, every click of
+// the window for each conversion, 1.7 ms per conversion at 10,000 clicks and
+// growing with them.
+var (
+	qConvClick       = convClickQuery(`clicks c2`)
+	qConvClickSQLite = convClickQuery(`clicks c2 INDEXED BY clicks_visitor`)
+)
+
+// convClickQuery is the click query reading the visitor's clicks from
+// visitorClicks (the table, aliased c2).
+func convClickQuery(visitorClicks string) string {
+	visitor := `SELECT c2.id FROM ` + visitorClicks + ` JOIN affiliates a2 ON a2.workspace_id = c2.workspace_id AND a2.id = c2.affiliate_id
 			WHERE c2.workspace_id = c.workspace_id AND c2.visitor_id = c.visitor_id AND c2.program_id = c.program_id
 			AND c2.created_at >= $3 - p.cookie_days * 86400000000 AND c2.created_at <= $4 AND a2.status = 'active'`
-)
+	return `SELECT c.id, c.link_id, c.program_id, c.visitor_id, c.created_at,
+		CASE WHEN p.attribution_model = 'first_click'
+			THEN (` + visitor + ` ORDER BY c2.created_at, c2.id LIMIT 1)
+			ELSE (` + visitor + ` ORDER BY c2.created_at DESC, c2.id DESC LIMIT 1) END, ` + convAffiliateCols + `
+		FROM clicks c JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id` + convAffiliateJoin + `
+		WHERE c.workspace_id = $1 AND c.click_id = $2`
+}
 
 const qConvEventsHead = `INSERT INTO events (workspace_id, type, resource_type, resource_id, data, created_at) VALUES `
 

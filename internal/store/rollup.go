@@ -726,7 +726,7 @@ func (r *rollup) flushDimsSQLite(dims []dimKey, spans map[dimKey]*heldsway.Count
 	kind, n := dimAll, 0
 	flush := func() error {
 		st := dimStmts[kind]
-		per := 8 + len(st.cols)
+		per := 8 + st.hi - st.lo
 		for n > 0 {
 			q, m := st.one, 1
 			if n >= len(rollupSpans) {
@@ -741,17 +741,17 @@ func (r *rollup) flushDimsSQLite(dims []dimKey, spans map[dimKey]*heldsway.Count
 		return nil
 	}
 	for _, k := range dims {
-		c := spans[k]
-		if kd := dimKindOf(c); kd != kind {
+		f := spans[k].Fields()
+		if kd := dimKindOf(f); kd != kind {
 			if err := flush(); err != nil {
 				return err
 			}
 			kind = kd
 		}
 		args = append(args, k.ws, k.span, int32(k.day), k.prog, k.aff, k.link, k.cur, k.shard)
-		f := c.Fields()
-		for _, i := range dimStmts[kind].cols {
-			args = append(args, *f[i])
+		st := dimStmts[kind]
+		for _, p := range f[st.lo:st.hi] {
+			args = append(args, *p)
 		}
 		n++
 	}
@@ -767,37 +767,32 @@ const (
 )
 
 // dimStmts are each kind's upserts of one and of four rows, and the counters
-// they bind (indexes into Counts.Fields).
+// they bind: Counts.Fields()[lo:hi].
 var dimStmts = [...]struct {
 	one, four string
-	cols      []int
+	lo, hi    int
 }{
-	dimAll:    {qRollupDim, qRollupDim4, seq(0, len(countCols))},
-	dimClicks: {qRollupDimClick, qRollupDimClick4, []int{clicksCol}},
-	dimOrders: {qRollupDimOrder, qRollupDimOrder4, seq(orderCol0, len(countCols))},
+	dimAll:    {qRollupDim, qRollupDim4, 0, len(countCols)},
+	dimClicks: {qRollupDimClick, qRollupDimClick4, clicksCol, clicksCol + 1},
+	dimOrders: {qRollupDimOrder, qRollupDimOrder4, orderCol0, len(countCols)},
 }
 
-// seq returns from, from+1, …, to-1.
-func seq(from, to int) []int {
-	s := make([]int, 0, to-from)
-	for i := from; i < to; i++ {
-		s = append(s, i)
-	}
-	return s
-}
-
-// dimKindOf returns the kind of statement a row changing c takes.
-func dimKindOf(c *heldsway.Counts) int {
-	if onlyClicks(c) {
-		return dimClicks
-	}
-	f := c.Fields()
-	for _, p := range f[:orderCol0] {
-		if *p != 0 {
+// dimKindOf returns the kind of statement a row changing the counters f
+// (Counts.Fields) takes.
+func dimKindOf(f []*int64) int {
+	for i, p := range f[:orderCol0] {
+		if i != clicksCol && *p != 0 {
 			return dimAll
 		}
 	}
-	return dimOrders
+	orders := slices.ContainsFunc(f[orderCol0:], func(p *int64) bool { return *p != 0 })
+	switch {
+	case *f[clicksCol] == 0:
+		return dimOrders
+	case orders:
+		return dimAll
+	}
+	return dimClicks
 }
 
 func (r *rollup) flushSessions() error {
