@@ -584,6 +584,42 @@ func TestConversionCommission(t *testing.T) {
 			})
 		}
 
+		t.Run("a link rule comes first, when its conditions hold", func(t *testing.T) {
+			aff := c.affiliate(t, e.ws.ID, c.program(t, e.ws.ID, "USD", "commission_value = 2000"), heldsway.AffiliateActive)
+			c.exec(t, `UPDATE affiliates SET commission_rate = 1250 WHERE id = $1`, aff.id)
+			now := e.clock.Now()
+			rule := func(link int64, typ string, value, priority int64, active bool, categories, minOrder any) {
+				c.exec(t, `INSERT INTO link_rules (workspace_id, link_id, type, value, currency, categories, min_order_amount,
+					priority, is_active, created_at, updated_at) VALUES ($1, $2, $3, $4, 'USD', $5, $6, $7, $8, $9, $9)`,
+					e.ws.ID, link, typ, value, categories, minOrder, priority, active, now.UnixMicro())
+			}
+			click, link := c.click(t, aff, "v-rule-"+cvTag(), now.Add(-time.Hour))
+			rule(link, "percentage", 9000, 0, false, nil, nil) // inactive: never applies
+			rule(link, "percentage", 3000, 1, true, `["Shoes"]`, nil)
+			rule(link, "flat", 700, 2, true, nil, int64(5000))
+			// Another link of the same affiliate has no rules.
+			plain, _ := c.click(t, aff, "v-plain-"+cvTag(), now.Add(-time.Hour))
+			shoes := []any{map[string]any{"product_id": "sku-1", "category": "shoes", "quantity": 1, "price": json.Number("100.00")}}
+			for _, tc := range []struct {
+				name, amount, rateJS, rule string
+				order                      map[string]any
+			}{
+				{"percentage rule by category", "30.00", "30.00", "link_rule", cvOrder("#rule-shoes", "click_id", click, "line_items", shoes)},
+				{"flat rule by the order total", "7.00", "null", "link_rule", cvOrder("#rule-flat", "click_id", click)},
+				{"no rule holds: the affiliate override", "5.00", "12.50", "affiliate_override",
+					map[string]any{"order_id": "#rule-small", "total": json.Number("40.00"), "subtotal": json.Number("40.00"), "currency": "USD", "click_id": click}},
+				{"another link", "12.50", "12.50", "affiliate_override", cvOrder("#rule-plain", "click_id", plain)},
+				{"no link: referral code", "12.50", "12.50", "affiliate_override", cvOrder("#rule-ref", "referral_code", aff.code, "line_items", shoes)},
+			} {
+				r := c.convert(tc.order)
+				cs := cvCommissions(r.data())
+				if r.status != 201 || !strings.Contains(r.raw, `"commission_amount":`+tc.amount+`,`) ||
+					!strings.Contains(r.raw, `"commission_rate":`+tc.rateJS+`,`) || len(cs) != 1 || cs[0]["rule"] != tc.rule {
+					t.Fatalf("%s: want %s at %s by %s: %d %s", tc.name, tc.amount, tc.rateJS, tc.rule, r.status, r.raw)
+				}
+			}
+		})
+
 		t.Run("multi-tier: an active parent earns the tier rate", func(t *testing.T) {
 			prog := c.program(t, e.ws.ID, "USD", "commission_value = 1000, tier_rate = 500")
 			parent := c.affiliate(t, e.ws.ID, prog, heldsway.AffiliateActive)

@@ -314,7 +314,7 @@ func (s *Store) createConversion(q *convQ, wsID int64, in *heldsway.ConversionIn
 		if a.prog.currency != cur.Code {
 			return nil, heldsway.ErrCurrencyMismatch(cur.Code, a.prog.currency)
 		}
-		if calc, err = commissionInput(q, wsID, in, a, calc); err != nil {
+		if calc, err = commissionInput(q, wsID, in, a, att.linkID, calc); err != nil {
 			return nil, err
 		}
 		o.Affiliate = &heldsway.OrderAffiliate{ID: a.id, Name: a.name, ReferralCode: a.code}
@@ -616,8 +616,9 @@ func attributeClick(q *convQ, wsID int64, clickID string, at time.Time) (attribu
 // commissionInput completes the engine's input for an attributed order: the
 // affiliate and its active parent, the program, the workspace tiers when they
 // can apply, the platform defaults, and whether the order renews a
-// subscription. Link commission rules have no endpoint yet, so none applies.
-func commissionInput(q *convQ, wsID int64, in *heldsway.ConversionInput, a *convAffiliate, calc commission.Input) (commission.Input, error) {
+// subscription, and the rule of the link the order came through (linkID, nil
+// unless attributed by click) that applies to it, if any.
+func commissionInput(q *convQ, wsID int64, in *heldsway.ConversionInput, a *convAffiliate, linkID *int64, calc commission.Input) (commission.Input, error) {
 	cur := calc.Order.Currency
 	p := a.prog
 	calc.Affiliate = &commission.Affiliate{ID: a.id, Email: a.email, Rate: a.rate}
@@ -630,6 +631,16 @@ func commissionInput(q *convQ, wsID int64, in *heldsway.ConversionInput, a *conv
 		calc.Platform.Tiers = append(calc.Platform.Tiers, commission.Tier{Min: t.MinAmount, Max: t.MaxAmount, Rate: t.Rate})
 	}
 	calc.Platform.BaseRate = heldsway.PlatformBaseRate
+
+	if linkID != nil {
+		r, err := linkRuleFor(q.rows, wsID, *linkID, heldsway.LinkRuleOrder{Currency: cur.Code, Total: in.Total, Items: in.LineItems})
+		if err != nil {
+			return calc, err
+		}
+		if r != nil {
+			calc.LinkRule = &commission.LinkRule{Type: commission.Type(r.Type), Value: r.Value}
+		}
+	}
 
 	if p.tierRate != nil && *p.tierRate > 0 && a.parentID != nil {
 		var email, status string
