@@ -276,6 +276,26 @@ func TestStorefrontClickAttribution(t *testing.T) {
 				t.Fatalf("rows %+v", r)
 			}
 		})
+		t.Run("a server reports a landing with a bearer token; its order has no link", func(t *testing.T) {
+			tok := s.token("clicks:write")
+			v := visitor()
+			r := s.do("POST", "/v1/track/click", tok, map[string]any{"visitor_id": v, "referral_code": aff.code})
+			id, _ := r.data()["click_id"].(string)
+			if r.status != 200 || id == "" || r.data()["counted"] != true {
+				t.Fatalf("bearer click without a user agent: %d %s", r.status, r.raw)
+			}
+			r = s.do("POST", "/v1/track/click", tok, map[string]any{"visitor_id": visitor(), "referral_code": aff.code,
+				"user_agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"})
+			if r.status != 200 || r.data()["click_id"] != nil {
+				t.Fatalf("bearer click of a bot: %d %s", r.status, r.raw)
+			}
+			r = s.do("POST", "/v1/conversions", s.token("conversions:write"), map[string]any{"order_id": "#landing-" + cvTag(),
+				"total": json.Number("50.00"), "subtotal": json.Number("50.00"), "currency": "USD", "click_id": id})
+			if d := r.data(); r.status != 201 || d["attribution"] != "click" || d["click_id"] != id || d["link_id"] != nil ||
+				cvAffiliateID(d) != aff.id {
+				t.Fatalf("order of a landing without a link: %d %s", r.status, r.raw)
+			}
+		})
 		t.Run("a landing through the redirect is not counted twice", func(t *testing.T) {
 			v := visitor()
 			clickID, linkID := s.click(t, aff, v, s.clock.Now())

@@ -610,7 +610,11 @@ func attributeClick(q *convQ, wsID int64, clickID string, at time.Time) (attribu
 	if !a.attributable() {
 		return attribution{}, false, nil
 	}
-	return attribution{method: heldsway.AttributionClick, aff: a, linkID: &linkID, clickID: clickID}, true, nil
+	att := attribution{method: heldsway.AttributionClick, aff: a, clickID: clickID}
+	if linkID != 0 { // 0: a ?ref= landing the storefront reported, through no link
+		att.linkID = &linkID
+	}
+	return att, true, nil
 }
 
 // commissionInput completes the engine's input for an attributed order: the

@@ -20,9 +20,12 @@ import (
 //
 // It returns the click id, and counted false when the visitor's click on the
 // same link (or, without a link, for the same affiliate) within the window
-// answers instead. A bot's click is not recorded: "" and counted false.
+// answers instead. A bot's click is not recorded: "" and counted false. An
+// empty user agent is not a bot's here: a browser always sends one (the API
+// answers a browser call without it before this), and a server reporting a
+// landing may not know it.
 func (h *Handler) RecordClick(ctx context.Context, r *http.Request, c heldsway.Click) (clickID string, counted bool, err error) {
-	if IsBot(c.UserAgent) {
+	if c.UserAgent != "" && IsBot(c.UserAgent) {
 		h.bots.Add(1)
 		return "", false, nil
 	}
