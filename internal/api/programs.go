@@ -132,8 +132,8 @@ type ProgramFields struct {
 	Status           nonNull[string]     `json:"status,omitempty" enum:"active,paused,archived" doc:"Default active. The default program cannot be archived (409)."`
 
 	AllowSelfRegistration nonNull[bool]       `json:"allow_self_registration,omitempty" doc:"Whether affiliates may sign up through the public registration endpoint (default false)."`
-	AutoApproveEnabled    nonNull[bool]       `json:"auto_approve_enabled,omitempty" doc:"Auto-approve pending conversions that meet the criteria (default false)."`
-	AutoApproveDelayDays  nonNull[int]        `json:"auto_approve_delay_days,omitempty" minimum:"0" maximum:"365" doc:"Days to wait before auto-approving, 0–365 (0: on receipt)."`
+	AutoApproveEnabled    nonNull[bool]       `json:"auto_approve_enabled,omitempty" doc:"Auto-approve pending conversions that meet the criteria (default false). Turning it on schedules the pending conversions already waiting too; turning it off unschedules them."`
+	AutoApproveDelayDays  nonNull[int]        `json:"auto_approve_delay_days,omitempty" minimum:"0" maximum:"365" doc:"Days to wait before auto-approving, 0–365, counted from each conversion's converted_at (0: on receipt). A change reschedules the pending conversions."`
 	AutoApproveMinAmount  patchField[Decimal] `json:"auto_approve_min_amount,omitempty" minimum:"0" doc:"Only auto-approve orders at or above this amount, in the program's currency; null: no lower bound."`
 	AutoApproveMaxAmount  patchField[Decimal] `json:"auto_approve_max_amount,omitempty" minimum:"0" doc:"Only auto-approve orders at or below this amount; null: no upper bound. Must not be below the minimum."`
 }

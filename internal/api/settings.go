@@ -17,8 +17,8 @@ import (
 type settingsView struct {
 	CommissionRate        *Rate   `json:"commission_rate" nullable:"true" doc:"Default commission percentage for all affiliates; null: the commission tiers, then the platform defaults, apply. A per-affiliate rate wins. This is the default program's commission_value, and is null while that program pays a flat amount."`
 	CookieDuration        int     `json:"cookie_duration" minimum:"1" maximum:"365" doc:"Attribution window in days (default 30)."`
-	AutoApproveEnabled    bool    `json:"auto_approve_enabled" doc:"Auto-approve pending conversions that meet the criteria (default false)."`
-	AutoApproveDelayDays  int     `json:"auto_approve_delay_days" minimum:"0" maximum:"365" doc:"Days to wait before auto-approving (0: on receipt)."`
+	AutoApproveEnabled    bool    `json:"auto_approve_enabled" doc:"Auto-approve pending conversions that meet the criteria (default false). Turning it on schedules the pending conversions already waiting too; turning it off unschedules them."`
+	AutoApproveDelayDays  int     `json:"auto_approve_delay_days" minimum:"0" maximum:"365" doc:"Days to wait before auto-approving, counted from each conversion's converted_at (0: on receipt). A change reschedules the pending conversions."`
 	AutoApproveMinAmount  *Amount `json:"auto_approve_min_amount" nullable:"true" doc:"Only auto-approve at or above this order amount, in the default program's currency."`
 	AutoApproveMaxAmount  *Amount `json:"auto_approve_max_amount" nullable:"true" doc:"Only auto-approve at or below this order amount."`
 	AllowSelfRegistration bool    `json:"allow_self_registration" doc:"Enables public affiliate sign-up (default false)."`

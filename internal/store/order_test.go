@@ -889,6 +889,75 @@ func TestAutoApproveDue(t *testing.T) {
 	})
 }
 
+// Turning auto-approval on, or changing its delay, through the settings or a
+// program's update reschedules the pending orders that follow it; turning it
+// off unschedules them. Held self-referrals and reviewed orders stay as they are.
+func TestAutoApprovalFollowsSettingsChanges(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := ordSetup(t, st)
+		other := affProgramCur(t, st, f.ws.ID, "USD") // auto-approval on, no delay
+		at := t0.Add(-48 * time.Hour)
+		mk := func(ref string, prog, aff int64, status, flags string) int64 {
+			s := storetest.OrderSeed{OrderID: ref, Total: 5000, Subtotal: 5000, Status: status, ProgramID: prog, Flags: flags, ConvertedAt: at}
+			if aff != 0 {
+				s.AffiliateID, s.Lines = aff, f.lines(aff, f.bob, 500, 100)
+			}
+			id, _ := storetest.InsertOrder(t, st.DB(), f.ws.ID, s)
+			return id
+		}
+		attributed := mk("RS-aff", f.prog, f.alice, "", "")
+		unattributed := mk("RS-none", 0, 0, "", "")
+		self := mk("RS-self", f.prog, f.alice, "", "self_referral")
+		approved := mk("RS-approved", f.prog, f.alice, "approved", "")
+		otherProg := mk("RS-other", other, f.alice, "", "")
+		schedule := func(id int64) *time.Time {
+			var at *int64
+			if err := st.DB().QueryRow(`SELECT auto_approve_at FROM orders WHERE id = $1`, id).Scan(&at); err != nil {
+				t.Fatal(err)
+			}
+			if at == nil {
+				return nil
+			}
+			v := time.UnixMicro(*at).UTC()
+			return &v
+		}
+		expect := func(step string, want map[int64]*time.Time) {
+			t.Helper()
+			for id, w := range want {
+				got := schedule(id)
+				if (got == nil) != (w == nil) || got != nil && !got.Equal(w.Truncate(time.Microsecond)) {
+					t.Fatalf("%s: order %d auto_approve_at %v, want %v", step, id, got, w)
+				}
+			}
+		}
+		in := func(d time.Duration) *time.Time { v := at.Add(d); return &v }
+		on, off, two, five := true, false, 2, 5
+
+		if _, err := st.UpdateSettings(f.ctx, f.ws.ID, heldsway.SettingsPatch{AutoApproveEnabled: &on, AutoApproveDelayDays: &two}); err != nil {
+			t.Fatal(err)
+		}
+		expect("enabled", map[int64]*time.Time{attributed: in(48 * time.Hour), unattributed: in(48 * time.Hour), self: nil,
+			approved: nil, otherProg: nil})
+		if _, err := st.UpdateSettings(f.ctx, f.ws.ID, heldsway.SettingsPatch{AutoApproveDelayDays: &five}); err != nil {
+			t.Fatal(err)
+		}
+		expect("delay", map[int64]*time.Time{attributed: in(120 * time.Hour), unattributed: in(120 * time.Hour), self: nil, otherProg: nil})
+		// The sweep approves what the new schedule makes due, with its usual checks.
+		if n, err := st.AutoApproveDue(f.ctx, at.Add(121*time.Hour), 100); err != nil || n != 2 {
+			t.Fatalf("sweep after the change: %d %v", n, err)
+		}
+		if _, err := st.UpdateProgram(f.ctx, f.ws.ID, other, heldsway.ProgramPatch{AutoApproveDelayDays: &two}); err != nil {
+			t.Fatal(err)
+		}
+		expect("other program's delay", map[int64]*time.Time{otherProg: in(48 * time.Hour)})
+		if _, err := st.UpdateProgram(f.ctx, f.ws.ID, other, heldsway.ProgramPatch{AutoApproveEnabled: &off}); err != nil {
+			t.Fatal(err)
+		}
+		expect("disabled", map[int64]*time.Time{otherProg: nil})
+	})
+}
+
 // affProgramCur returns a non-default program of the workspace in currency cur.
 func affProgramCur(t *testing.T, st *store.Store, wsID int64, cur string) int64 {
 	t.Helper()

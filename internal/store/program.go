@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/heldsway/heldsway/internal/commission"
 	"github.com/heldsway/heldsway/internal/heldsway"
 	"github.com/heldsway/heldsway/internal/money"
 )
@@ -78,8 +79,51 @@ func insertProgram(ctx context.Context, tx *sql.Tx, p *heldsway.Program) error {
 		nullInt(p.AutoApproveMaxAmount), p.AllowSelfRegistration, ts(p.CreatedAt), ts(p.UpdatedAt)).Scan(&p.ID)
 }
 
-// updateProgram writes every mutable column of p.
-func updateProgram(ctx context.Context, tx *sql.Tx, p *heldsway.Program) error {
+// updateProgram writes every mutable column of p, which was before, and
+// reschedules the auto-approval of the program's pending orders if it changed.
+func updateProgram(ctx context.Context, tx *sql.Tx, before, p *heldsway.Program) error {
+	if err := writeProgram(ctx, tx, p); err != nil {
+		return err
+	}
+	if before.AutoApproveEnabled == p.AutoApproveEnabled && before.AutoApproveDelayDays == p.AutoApproveDelayDays {
+		return nil
+	}
+	return rescheduleAutoApproval(ctx, tx, p)
+}
+
+// rescheduleAutoApproval sets auto_approve_at of every pending order that
+// follows p (its own, and for the default program the unattributed ones) as
+// a conversion recorded now would: converted_at plus the delay when
+// auto-approval is on and the order is not a held self-referral, else none.
+// So turning auto-approval on reaches the orders waiting for review, a new
+// delay moves them, and turning it off leaves the sweep nothing to skip.
+// The min and max amounts need nothing here: the sweep reads them when an
+// order falls due.
+func rescheduleAutoApproval(ctx context.Context, tx *sql.Tx, p *heldsway.Program) error {
+	which := `program_id = $3`
+	if p.IsDefault {
+		which = `(program_id = $3 OR program_id IS NULL)`
+	}
+	var (
+		q    string
+		args = []any{p.WorkspaceID, ts(p.UpdatedAt), p.ID}
+	)
+	if p.AutoApproveEnabled {
+		q = `UPDATE orders SET auto_approve_at = converted_at + $4, updated_at = $2
+			WHERE workspace_id = $1 AND ` + which + ` AND status = 'pending'
+			AND (' ' || flags || ' ') NOT LIKE '% ` + string(commission.FlagSelfReferral) + ` %'
+			AND (auto_approve_at IS NULL OR auto_approve_at <> converted_at + $4)`
+		args = append(args, int64(p.AutoApproveDelayDays)*int64(24*time.Hour/time.Microsecond))
+	} else {
+		q = `UPDATE orders SET auto_approve_at = NULL, updated_at = $2
+			WHERE workspace_id = $1 AND ` + which + ` AND status = 'pending' AND auto_approve_at IS NOT NULL`
+	}
+	_, err := tx.ExecContext(ctx, q, args...)
+	return err
+}
+
+// writeProgram writes every mutable column of p.
+func writeProgram(ctx context.Context, tx *sql.Tx, p *heldsway.Program) error {
 	_, err := tx.ExecContext(ctx, `UPDATE programs SET name = $1, currency = $2, commission_type = $3,
 			commission_value = $4, commission_base = $5, recurring = $6, recurring_months = $7, cookie_days = $8,
 			attribution_model = $9, tier_rate = $10, status = $11, auto_approve_enabled = $12,
@@ -228,7 +272,7 @@ func (s *Store) changeProgram(ctx context.Context, tx *sql.Tx, before *heldsway.
 		}
 	}
 	after.UpdatedAt = s.Now()
-	if err := updateProgram(ctx, tx, &after); err != nil {
+	if err := updateProgram(ctx, tx, before, &after); err != nil {
 		return nil, err
 	}
 	return &after, s.record(ctx, tx, before.WorkspaceID, "program.update", "program", before.ID, before, &after, "program.updated")

@@ -83,7 +83,7 @@ func (s *Store) UpdateSettings(ctx context.Context, wsID int64, in heldsway.Sett
 		}
 		now := s.Now()
 		after.UpdatedAt = now
-		if err := updateProgram(ctx, tx, &after); err != nil {
+		if err := updateProgram(ctx, tx, p, &after); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE workspace_settings SET timezone = $1, updated_at = $2
