@@ -313,6 +313,53 @@ func TestCreateConversionSpoiledBatch(t *testing.T) {
 	})
 }
 
+// seedConversionBench gives st bench/conversions' shape (see
+// BenchmarkCreateConversion) and returns the workspace, the clicks and the
+// time they lead up to.
+func seedConversionBench(b *testing.B, st *store.Store) (*heldsway.Workspace, []heldsway.Click, time.Time) {
+	b.Helper()
+	ctx := context.Background()
+	ws := &heldsway.Workspace{Name: "Bench", Slug: "bench", Plan: "basic", Active: true}
+	if err := st.CreateWorkspace(ctx, ws); err != nil {
+		b.Fatal(err)
+	}
+	db := st.DB()
+	if _, err := db.Exec(`UPDATE programs SET recurring = 'lifetime', tier_rate = 500 WHERE workspace_id = $1`, ws.ID); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UTC()
+	var clicks []heldsway.Click
+	for i := range 1000 {
+		aff := storetest.InsertAffiliate(b, db, ws.ID, "USD", heldsway.AffiliateActive)
+		var prog, link int64
+		if err := db.QueryRow(`SELECT program_id FROM affiliates WHERE id = $1`, aff).Scan(&prog); err != nil {
+			b.Fatal(err)
+		}
+		if err := db.QueryRow(`INSERT INTO links (workspace_id, affiliate_id, slug, destination_url, created_at, updated_at)
+			VALUES ($1, $2, $3, 'https://shop.example.com/', $4, $4) RETURNING id`, ws.ID, aff, fmt.Sprintf("b-%d", i), now.UnixMicro()).Scan(&link); err != nil {
+			b.Fatal(err)
+		}
+		for j := range 100 {
+			clicks = append(clicks, heldsway.Click{WorkspaceID: ws.ID, LinkID: link, AffiliateID: aff, ProgramID: prog,
+				ClickID: fmt.Sprintf("c-%d-%d", i, j), VisitorID: fmt.Sprintf("v-%d", (i*7919+j*104729)%50000),
+				CreatedAt: now.Add(-time.Duration(j*5) * time.Hour)})
+		}
+	}
+	if err := st.InsertClicks(ctx, clicks); err != nil {
+		b.Fatal(err)
+	}
+	return ws, clicks, now
+}
+
+// benchConversion is conversion n of the benchmarks: a click of clicks, a
+// customer of a pool of 200,000, two line items.
+func benchConversion(n int64, clicks []heldsway.Click, now time.Time) heldsway.ConversionInput {
+	return heldsway.ConversionInput{OrderID: fmt.Sprintf("o-%d", n), Currency: "USD", Total: 12345, Subtotal: 12345,
+		OccurredAt: now, ClickID: clicks[int(n*7919)%len(clicks)].ClickID,
+		Customer:  heldsway.OrderCustomer{Email: fmt.Sprintf("c%d@example.com", (n*7919)%200000), Name: "Customer"},
+		LineItems: []heldsway.LineItem{{ProductID: "sku-1", Name: "Widget", Quantity: 1, Price: 12345}, {ProductID: "sku-2", Quantity: 2}}}
+}
+
 // BenchmarkCreateConversion measures the store's conversion path (attribution
 // by click id, commission, customer, order, items, audit entry, events) from
 // parallel callers, as POST /v1/conversions drives it; on SQLite that is the
@@ -326,47 +373,14 @@ func BenchmarkCreateConversion(b *testing.B) {
 		b.Run(engine, func(b *testing.B) {
 			st := storetest.Open(b, engine)
 			ctx := context.Background()
-			ws := &heldsway.Workspace{Name: "Bench", Slug: "bench", Plan: "basic", Active: true}
-			if err := st.CreateWorkspace(ctx, ws); err != nil {
-				b.Fatal(err)
-			}
-			db := st.DB()
-			if _, err := db.Exec(`UPDATE programs SET recurring = 'lifetime', tier_rate = 500 WHERE workspace_id = $1`, ws.ID); err != nil {
-				b.Fatal(err)
-			}
-			now := time.Now().UTC()
-			var clicks []heldsway.Click
-			for i := range 1000 {
-				aff := storetest.InsertAffiliate(b, db, ws.ID, "USD", heldsway.AffiliateActive)
-				var prog, link int64
-				if err := db.QueryRow(`SELECT program_id FROM affiliates WHERE id = $1`, aff).Scan(&prog); err != nil {
-					b.Fatal(err)
-				}
-				if err := db.QueryRow(`INSERT INTO links (workspace_id, affiliate_id, slug, destination_url, created_at, updated_at)
-					VALUES ($1, $2, $3, 'https://shop.example.com/', $4, $4) RETURNING id`, ws.ID, aff, fmt.Sprintf("b-%d", i), now.UnixMicro()).Scan(&link); err != nil {
-					b.Fatal(err)
-				}
-				for j := range 100 {
-					clicks = append(clicks, heldsway.Click{WorkspaceID: ws.ID, LinkID: link, AffiliateID: aff, ProgramID: prog,
-						ClickID: fmt.Sprintf("c-%d-%d", i, j), VisitorID: fmt.Sprintf("v-%d", (i*7919+j*104729)%50000),
-						CreatedAt: now.Add(-time.Duration(j*5) * time.Hour)})
-				}
-			}
-			if err := st.InsertClicks(ctx, clicks); err != nil {
-				b.Fatal(err)
-			}
+			ws, clicks, now := seedConversionBench(b, st)
 			var seq atomic.Int64
 			b.SetParallelism(16) // many callers, as a server under load has
 			before := st.ConversionWriterStats()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					n := seq.Add(1)
-					in := heldsway.ConversionInput{OrderID: fmt.Sprintf("o-%d", n), Currency: "USD", Total: 12345, Subtotal: 12345,
-						OccurredAt: now, ClickID: clicks[int(n*7919)%len(clicks)].ClickID,
-						Customer:  heldsway.OrderCustomer{Email: fmt.Sprintf("c%d@example.com", (n*7919)%200000), Name: "Customer"},
-						LineItems: []heldsway.LineItem{{ProductID: "sku-1", Name: "Widget", Quantity: 1, Price: 12345}, {ProductID: "sku-2", Quantity: 2}}}
-					if _, err := st.CreateConversion(ctx, ws.ID, in); err != nil {
+					if _, err := st.CreateConversion(ctx, ws.ID, benchConversion(seq.Add(1), clicks, now)); err != nil {
 						b.Fatal(err)
 					}
 				}
