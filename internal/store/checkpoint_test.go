@@ -5,12 +5,14 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/heldsway/heldsway/internal/heldsway"
 	"github.com/heldsway/heldsway/internal/store"
+	"github.com/heldsway/heldsway/internal/store/storetest"
 )
 
 // TestCheckpointerRestartsTheWAL: under a steady stream of commits, with
@@ -106,5 +108,54 @@ func TestCheckpointerRestartsTheWAL(t *testing.T) {
 	var timeout int
 	if err := st.DB().QueryRow(`PRAGMA busy_timeout`).Scan(&timeout); err != nil || timeout != 10000 {
 		t.Fatalf("the writer's busy_timeout after a restart: %d (%v), want 10000", timeout, err)
+	}
+}
+
+// A database a server reopens gets planner statistics for its tables, as the
+// benchmarks' databases have: PRAGMA optimize at open.
+func TestOpenAnalysesTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "hs.db")
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := &heldsway.Workspace{Name: "Stats", Slug: "stats", Plan: "basic", Active: true}
+	if err := st.CreateWorkspace(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	aff := storetest.InsertAffiliate(t, st.DB(), ws.ID, "USD", heldsway.AffiliateActive)
+	var prog int64
+	if err := st.DB().QueryRow(`SELECT program_id FROM affiliates WHERE id = $1`, aff).Scan(&prog); err != nil {
+		t.Fatal(err)
+	}
+	clicks := make([]heldsway.Click, 2000)
+	for i := range clicks {
+		clicks[i] = heldsway.Click{WorkspaceID: ws.ID, AffiliateID: aff, ProgramID: prog, ClickID: fmt.Sprintf("c-%d", i),
+			VisitorID: fmt.Sprintf("v-%d", i%300), CreatedAt: time.Now().Add(-time.Duration(i) * time.Minute)}
+	}
+	if err := st.InsertClicks(ctx, clicks); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var stat string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := st.DB().QueryRow(`SELECT stat FROM sqlite_stat1 WHERE tbl = 'clicks' AND idx = 'clicks_visitor'`).Scan(&stat)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no statistics for clicks_visitor after reopening: %v", err)
+		}
+	}
+	if !strings.HasPrefix(stat, "2000 ") {
+		t.Fatalf("clicks_visitor statistics %q, want 2000 rows first", stat)
 	}
 }
