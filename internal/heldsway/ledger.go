@@ -101,6 +101,7 @@ type PayoutSchedule struct {
 	WorkspaceID int64
 	Frequency   string
 	Timezone    string
+	CreatedAt   time.Time // the workspace's: periods that ended before it are not run
 }
 
 // Payout period keys name the period a run settles and are unique per
@@ -115,10 +116,11 @@ type PayoutSchedule struct {
 // Periods are calendar periods in the workspace's time zone.
 
 // DuePayoutPeriod returns the key of the most recent period of frequency freq
-// that has ended at now in loc: the period a scheduled run settles. A weekly
-// workspace is due for last week's run from Monday 00:00 local time. ok is
-// false for manual (never run on its own) and unknown frequencies.
-func DuePayoutPeriod(freq string, now time.Time, loc *time.Location) (key string, ok bool) {
+// that has ended at now in loc, the period a scheduled run settles, and the
+// instant it ended. A weekly workspace is due for last week's run from Monday
+// 00:00 local time. ok is false for manual (never run on its own) and unknown
+// frequencies.
+func DuePayoutPeriod(freq string, now time.Time, loc *time.Location) (key string, end time.Time, ok bool) {
 	if loc == nil {
 		loc = time.UTC
 	}
@@ -130,7 +132,7 @@ func DuePayoutPeriod(freq string, now time.Time, loc *time.Location) (key string
 	case PayoutWeekly:
 		// The Sunday before this week's Monday lies in last week.
 		py, pw := time.Date(y, m, monday-1, 12, 0, 0, 0, loc).ISOWeek()
-		return fmt.Sprintf("%s:%04d-W%02d", PayoutWeekly, py, pw), true
+		return fmt.Sprintf("%s:%04d-W%02d", PayoutWeekly, py, pw), time.Date(y, m, monday, 0, 0, 0, 0, loc), true
 	case PayoutBiweekly:
 		_, w := t.ISOWeek()
 		start := monday // an odd week (or week 53) starts its period
@@ -138,12 +140,12 @@ func DuePayoutPeriod(freq string, now time.Time, loc *time.Location) (key string
 			start -= 7
 		}
 		py, pw := time.Date(y, m, start-1, 12, 0, 0, 0, loc).ISOWeek()
-		return fmt.Sprintf("%s:%04d-W%02d", PayoutBiweekly, py, biweeklyEnd(pw)), true
+		return fmt.Sprintf("%s:%04d-W%02d", PayoutBiweekly, py, biweeklyEnd(pw)), time.Date(y, m, start, 0, 0, 0, 0, loc), true
 	case PayoutMonthly:
 		p := time.Date(y, m-1, 1, 12, 0, 0, 0, loc)
-		return fmt.Sprintf("%s:%04d-%02d", PayoutMonthly, p.Year(), int(p.Month())), true
+		return fmt.Sprintf("%s:%04d-%02d", PayoutMonthly, p.Year(), int(p.Month())), time.Date(y, m, 1, 0, 0, 0, 0, loc), true
 	}
-	return "", false
+	return "", time.Time{}, false
 }
 
 // biweeklyEnd names a week's biweekly period by its last week: weeks 2k−1 and

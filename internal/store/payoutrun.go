@@ -509,7 +509,7 @@ func snapRun(r *heldsway.PayoutRun) *runSnapshot {
 // PayoutSchedules lists the active workspaces whose payouts run on their own
 // (frequency not manual), with their time zones, for the scheduler.
 func (s *Store) PayoutSchedules(ctx context.Context) ([]heldsway.PayoutSchedule, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT w.id, ws.payout_frequency, ws.timezone FROM workspaces w
+	rows, err := s.r.QueryContext(ctx, `SELECT w.id, ws.payout_frequency, ws.timezone, w.created_at FROM workspaces w
 		JOIN workspace_settings ws ON ws.workspace_id = w.id
 		WHERE w.active = $1 AND ws.payout_frequency <> 'manual' ORDER BY w.id`, true)
 	if err != nil {
@@ -519,9 +519,11 @@ func (s *Store) PayoutSchedules(ctx context.Context) ([]heldsway.PayoutSchedule,
 	var out []heldsway.PayoutSchedule
 	for rows.Next() {
 		var p heldsway.PayoutSchedule
-		if err := rows.Scan(&p.WorkspaceID, &p.Frequency, &p.Timezone); err != nil {
+		var created int64
+		if err := rows.Scan(&p.WorkspaceID, &p.Frequency, &p.Timezone, &created); err != nil {
 			return nil, unavailable(err)
 		}
+		p.CreatedAt = fromTS(created)
 		out = append(out, p)
 	}
 	return out, unavailable(rows.Err())

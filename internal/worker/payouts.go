@@ -78,9 +78,9 @@ func (p *PayoutScheduler) Tick(ctx context.Context) int {
 		if err != nil {
 			loc = time.UTC // validated when set; UTC rather than never paying
 		}
-		key, ok := heldsway.DuePayoutPeriod(s.Frequency, now(), loc)
-		if !ok {
-			continue
+		key, end, ok := heldsway.DuePayoutPeriod(s.Frequency, now(), loc)
+		if !ok || !s.CreatedAt.Before(end) {
+			continue // manual, or the workspace did not exist in the period
 		}
 		run, err := p.Runs.RunPayouts(ctx, s.WorkspaceID, heldsway.PayoutRunInput{PeriodKey: key})
 		var he *heldsway.Error

@@ -27,6 +27,11 @@ func TestPayoutScheduler(t *testing.T) {
 			if err := st.CreateWorkspace(ctx, ws); err != nil {
 				t.Fatal(err)
 			}
+			// Created before every period below (the store's clock is the real one).
+			if _, err := st.DB().Exec(`UPDATE workspaces SET created_at = $1 WHERE id = $2`,
+				time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC).UnixMicro(), ws.ID); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := st.UpdatePayoutSettings(ctx, ws.ID, heldsway.PayoutSettingsPatch{Frequency: &freq}); err != nil {
 				t.Fatal(err)
 			}
@@ -43,6 +48,12 @@ func TestPayoutScheduler(t *testing.T) {
 		la, _ := workspace("LA monthly", heldsway.PayoutMonthly, "America/Los_Angeles")
 		weekly, _ := workspace("Weekly", heldsway.PayoutWeekly, "UTC")
 		manual, _ := workspace("Manual", heldsway.PayoutManual, "UTC")
+		// A workspace created after November ended (UTC) has no November run.
+		fresh, _ := workspace("Fresh monthly", heldsway.PayoutMonthly, "UTC")
+		if _, err := st.DB().Exec(`UPDATE workspaces SET created_at = $1 WHERE id = $2`,
+			time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC).UnixMicro(), fresh); err != nil {
+			t.Fatal(err)
+		}
 
 		// 1 December 03:00 UTC is still 30 November in Los Angeles: its last
 		// ended month is October. A Tuesday: last week is ISO week 48.
@@ -97,6 +108,7 @@ func TestPayoutScheduler(t *testing.T) {
 			{la, "[monthly:2026-10 completed 1]"},
 			{weekly, "[weekly:2026-W48 completed 1]"},
 			{manual, "[]"},
+			{fresh, "[]"},
 		} {
 			if got := fmt.Sprint(runs(c.ws)); got != c.want {
 				t.Errorf("workspace %d runs %s, want %s", c.ws, got, c.want)
@@ -112,6 +124,12 @@ func TestPayoutScheduler(t *testing.T) {
 		}
 		if got := fmt.Sprint(runs(la)); got != "[monthly:2026-10 completed 1 monthly:2026-11 completed 0]" {
 			t.Fatalf("LA runs %s", got)
+		}
+		// December is the fresh workspace's first period: it runs in January.
+		now = time.Date(2027, 1, 1, 9, 0, 0, 0, time.UTC)
+		nodes[2].Tick(ctx)
+		if got := fmt.Sprint(runs(fresh)); got != "[monthly:2026-12 completed 1]" {
+			t.Fatalf("fresh workspace runs %s", got)
 		}
 	})
 }
