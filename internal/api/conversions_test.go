@@ -618,6 +618,18 @@ func TestConversionCommission(t *testing.T) {
 					t.Fatalf("%s: want %s at %s by %s: %d %s", tc.name, tc.amount, tc.rateJS, tc.rule, r.status, r.raw)
 				}
 			}
+			// First click: the order names the visitor's later click, the
+			// earlier one's link (with a rule) is credited, and its rule applies.
+			fc := c.affiliate(t, e.ws.ID, c.program(t, e.ws.ID, "USD", "commission_value = 2000, attribution_model = 'first_click'"), heldsway.AffiliateActive)
+			v := "v-first-" + cvTag()
+			_, first := c.click(t, fc, v, now.Add(-2*time.Hour))
+			later, _ := c.click(t, fc, v, now.Add(-time.Hour))
+			rule(first, "flat", 900, 0, true, nil, nil)
+			r := c.convert(cvOrder("#rule-first", "click_id", later))
+			if d := r.data(); r.status != 201 || num(d["link_id"]) != first || !strings.Contains(r.raw, `"commission_amount":9.00,`) ||
+				cvCommissions(d)[0]["rule"] != "link_rule" {
+				t.Fatalf("first click's link rule: %d %s", r.status, r.raw)
+			}
 		})
 
 		t.Run("multi-tier: an active parent earns the tier rate", func(t *testing.T) {

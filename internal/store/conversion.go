@@ -112,6 +112,7 @@ type attribution struct {
 	method   string
 	aff      *convAffiliate // nil: unattributed
 	linkID   *int64
+	rules    bool // the link has active commission rules
 	clickID  string
 	couponID *int64
 }
@@ -151,8 +152,13 @@ func (s *Store) CreateConversion(ctx context.Context, wsID int64, in heldsway.Co
 // The conversion's statements.
 const (
 	// The picked click when it is not the one named.
-	qConvPicked = `SELECT click_id, link_id, affiliate_id FROM clicks WHERE workspace_id = $1 AND id = $2`
-	qConvCoupon = `SELECT c.id, c.is_active, c.starts_at, c.ends_at, ` + convAffiliateCols + `
+	qConvPicked = `SELECT c.click_id, c.link_id, c.affiliate_id, ` + linkHasRules + ` FROM clicks c WHERE c.workspace_id = $1 AND c.id = $2`
+	// linkHasRules tells whether click c's link has an active commission rule
+	// (one probe of link_rules_link), so the rules are read only then: most
+	// links have none, and a statement of its own per conversion cost the
+	// writer about 4% of its throughput.
+	linkHasRules = `EXISTS (SELECT 1 FROM link_rules lr WHERE lr.workspace_id = c.workspace_id AND lr.link_id = c.link_id AND lr.is_active)`
+	qConvCoupon  = `SELECT c.id, c.is_active, c.starts_at, c.ends_at, ` + convAffiliateCols + `
 		FROM coupons c JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id` + convAffiliateJoin + `
 		WHERE c.workspace_id = $1 AND c.code_key = $2`
 	qConvReferral = `SELECT ` + convAffiliateCols + ` FROM affiliates a` + convAffiliateJoin + `
@@ -228,7 +234,7 @@ func convClickQuery(visitorClicks string) string {
 	return `SELECT c.id, c.link_id, c.program_id, c.visitor_id, c.created_at,
 		CASE WHEN p.attribution_model = 'first_click'
 			THEN (` + visitor + ` ORDER BY c2.created_at, c2.id LIMIT 1)
-			ELSE (` + visitor + ` ORDER BY c2.created_at DESC, c2.id DESC LIMIT 1) END, ` + convAffiliateCols + `
+			ELSE (` + visitor + ` ORDER BY c2.created_at DESC, c2.id DESC LIMIT 1) END, ` + linkHasRules + `, ` + convAffiliateCols + `
 		FROM clicks c JOIN affiliates a ON a.workspace_id = c.workspace_id AND a.id = c.affiliate_id` + convAffiliateJoin + `
 		WHERE c.workspace_id = $1 AND c.click_id = $2`
 }
@@ -314,7 +320,11 @@ func (s *Store) createConversion(q *convQ, wsID int64, in *heldsway.ConversionIn
 		if a.prog.currency != cur.Code {
 			return nil, heldsway.ErrCurrencyMismatch(cur.Code, a.prog.currency)
 		}
-		if calc, err = commissionInput(q, wsID, in, a, att.linkID, calc); err != nil {
+		ruled := att.linkID
+		if !att.rules {
+			ruled = nil
+		}
+		if calc, err = commissionInput(q, wsID, in, a, ruled, calc); err != nil {
 			return nil, err
 		}
 		o.Affiliate = &heldsway.OrderAffiliate{ID: a.id, Name: a.name, ReferralCode: a.code}
@@ -577,6 +587,7 @@ func attributeClick(q *convQ, wsID int64, clickID string, at time.Time) (attribu
 		id, linkID, progID, created int64
 		visitor                     string
 		picked                      sql.NullInt64
+		rules                       bool
 	)
 	// The window is the cookie's: a click older than cookie_days before the
 	// order does not count. A click may follow occurred_at by the clock skew
@@ -586,7 +597,7 @@ func attributeClick(q *convQ, wsID int64, clickID string, at time.Time) (attribu
 	if q.sqlite {
 		text = qConvClickSQLite
 	}
-	a, err := scanConvAffiliate(q.row(text, wsID, clickID, ts(at), to), &id, &linkID, &progID, &visitor, &created, &picked)
+	a, err := scanConvAffiliate(q.row(text, wsID, clickID, ts(at), to), &id, &linkID, &progID, &visitor, &created, &picked, &rules)
 	if errors.Is(err, sql.ErrNoRows) {
 		return attribution{}, false, nil
 	} else if err != nil {
@@ -598,7 +609,7 @@ func attributeClick(q *convQ, wsID int64, clickID string, at time.Time) (attribu
 	}
 	if picked.Int64 != id {
 		var affID int64
-		if err := q.row(qConvPicked, wsID, picked.Int64).Scan(&clickID, &linkID, &affID); err != nil {
+		if err := q.row(qConvPicked, wsID, picked.Int64).Scan(&clickID, &linkID, &affID, &rules); err != nil {
 			return attribution{}, false, err
 		}
 		if affID != a.id {
@@ -613,6 +624,7 @@ func attributeClick(q *convQ, wsID int64, clickID string, at time.Time) (attribu
 	att := attribution{method: heldsway.AttributionClick, aff: a, clickID: clickID}
 	if linkID != 0 { // 0: a ?ref= landing the storefront reported, through no link
 		att.linkID = &linkID
+		att.rules = rules
 	}
 	return att, true, nil
 }
@@ -620,8 +632,9 @@ func attributeClick(q *convQ, wsID int64, clickID string, at time.Time) (attribu
 // commissionInput completes the engine's input for an attributed order: the
 // affiliate and its active parent, the program, the workspace tiers when they
 // can apply, the platform defaults, and whether the order renews a
-// subscription, and the rule of the link the order came through (linkID, nil
-// unless attributed by click) that applies to it, if any.
+// subscription, and the rule of the link the order came through (linkID: nil
+// unless attributed by click through a link with active rules) that applies
+// to it, if any.
 func commissionInput(q *convQ, wsID int64, in *heldsway.ConversionInput, a *convAffiliate, linkID *int64, calc commission.Input) (commission.Input, error) {
 	cur := calc.Order.Currency
 	p := a.prog
