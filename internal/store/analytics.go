@@ -119,7 +119,10 @@ const (
 // filter; args hold workspace, from, to ($1…$3), the currency ($4) when cur
 // is not nil, then the filter's. Day lists of blocks are integers written
 // into the text.
-func rollupSource(wsID int64, from, to heldsway.Day, cur *string, f heldsway.AnalyticsFilter, src int) (string, string, []any) {
+//
+// folded is the workspace's fold watermark (0: none; see rollupfold.go):
+// blocks cover the range up to the day before it, day rows the rest.
+func rollupSource(wsID int64, from, to heldsway.Day, cur *string, f heldsway.AnalyticsFilter, src int, folded heldsway.Day) (string, string, []any) {
 	args := []any{wsID, int32(from), int32(to)}
 	if cur != nil {
 		args = append(args, *cur)
@@ -132,15 +135,24 @@ func rollupSource(wsID int64, from, to heldsway.Day, cur *string, f heldsway.Ana
 	case src == srcTotals, src == srcDaily:
 		where += ` AND r.span = 1`
 	case src == srcBlocks:
+		blocksTo := to
+		if folded != 0 && folded <= to {
+			blocksTo = folded.AddDays(-1)
+		}
 		bySpan := map[int][]string{}
-		for _, b := range blocks(from, to) {
-			bySpan[b.span] = append(bySpan[b.span], strconv.Itoa(int(b.start)))
+		if blocksTo >= from {
+			for _, b := range blocks(from, blocksTo) {
+				bySpan[b.span] = append(bySpan[b.span], strconv.Itoa(int(b.start)))
+			}
 		}
 		var terms []string
 		for _, sp := range rollupSpans {
 			if days := bySpan[sp]; len(days) > 0 {
 				terms = append(terms, `(r.span = `+strconv.Itoa(sp)+` AND r.day IN (`+strings.Join(days, ", ")+`))`)
 			}
+		}
+		if blocksTo < to { // not folded yet: the day rows
+			terms = append(terms, `(r.span = 1 AND r.day >= `+strconv.Itoa(int(max(from, blocksTo.AddDays(1))))+`)`)
 		}
 		// Every block starts in [from, to], so the range bounds hold too.
 		where = ` WHERE r.workspace_id = $1 AND r.day >= $2 AND r.day <= $3 AND (` + strings.Join(terms, ` OR `) + `)`
@@ -159,6 +171,31 @@ func rollupSource(wsID int64, from, to heldsway.Day, cur *string, f heldsway.Ana
 	return table + ` r`, where, args
 }
 
+// blockSource is where a range's sums come from under the filter: the
+// workspace totals, or rollup_daily's blocks with the fold watermark.
+func (s *Store) blockSource(ctx context.Context, wsID int64, f heldsway.AnalyticsFilter) (int, heldsway.Day, error) {
+	if !f.Any() {
+		return srcTotals, 0, nil
+	}
+	folded, err := s.rollupFolded(ctx, wsID)
+	return srcBlocks, folded, err
+}
+
+// rollupFolded returns the workspace's fold watermark (0: none). It must be
+// read before the rows it splits: one read earlier can only be older, and an
+// older watermark reads more day rows, which every day has, and only blocks
+// that were complete already.
+func (s *Store) rollupFolded(ctx context.Context, wsID int64) (heldsway.Day, error) {
+	var f sql.NullInt64
+	err := s.queryRowHot(ctx, `SELECT folded_to FROM rollup_state WHERE workspace_id = $1`, wsID).Scan(&f)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	} else if err != nil {
+		return 0, unavailable(err)
+	}
+	return heldsway.Day(f.Int64), nil
+}
+
 func scanCounts(sc scanner, lead ...any) (heldsway.Counts, error) {
 	var c heldsway.Counts
 	dest := lead
@@ -175,11 +212,11 @@ func (s *Store) AnalyticsTotals(ctx context.Context, wsID int64, from, to heldsw
 	if err := s.SyncClickRollups(ctx); err != nil { // SQLite: count the newest clicks first
 		return heldsway.Counts{}, err
 	}
-	src := srcTotals
-	if f.Any() {
-		src = srcBlocks
+	src, folded, err := s.blockSource(ctx, wsID, f)
+	if err != nil {
+		return heldsway.Counts{}, err
 	}
-	table, where, args := rollupSource(wsID, from, to, &cur, f, src)
+	table, where, args := rollupSource(wsID, from, to, &cur, f, src, folded)
 	c, err := scanCounts(s.r.QueryRowContext(ctx, `SELECT `+sumCounts("r.", "$4")+` FROM `+table+where, args...))
 	return c, unavailable(err)
 }
@@ -190,7 +227,7 @@ func (s *Store) AnalyticsDaily(ctx context.Context, wsID int64, from, to heldswa
 	if err := s.SyncClickRollups(ctx); err != nil { // SQLite: count the newest clicks first
 		return nil, err
 	}
-	table, where, args := rollupSource(wsID, from, to, &cur, f, srcTotals)
+	table, where, args := rollupSource(wsID, from, to, &cur, f, srcTotals, 0)
 	rows, err := s.r.QueryContext(ctx, `SELECT r.day, `+sumCounts("r.", "$4")+` FROM `+table+where+` GROUP BY r.day ORDER BY r.day`, args...)
 	if err != nil {
 		return nil, unavailable(err)
@@ -223,7 +260,11 @@ type dimPair struct {
 // covering [from, to]: one scan serves the affiliate, link and campaign
 // tables.
 func (s *Store) dimPairs(ctx context.Context, wsID int64, from, to heldsway.Day, cur string, f heldsway.AnalyticsFilter) ([]dimPair, error) {
-	table, where, args := rollupSource(wsID, from, to, &cur, f, srcBlocks)
+	folded, err := s.rollupFolded(ctx, wsID)
+	if err != nil {
+		return nil, err
+	}
+	table, where, args := rollupSource(wsID, from, to, &cur, f, srcBlocks, folded)
 	// Only the counts the tables show: each sum costs on SQLite.
 	sums := make([]string, len(tableCols))
 	for i, c := range tableCols {
@@ -385,7 +426,7 @@ func (s *Store) AnalyticsTables(ctx context.Context, wsID int64, from, to heldsw
 
 // pageWhere is the WHERE clause of rollup_pages and rollup_products.
 func pageWhere(wsID int64, from, to heldsway.Day, f heldsway.AnalyticsFilter) (string, []any) {
-	_, where, args := rollupSource(wsID, from, to, nil, f, srcPages)
+	_, where, args := rollupSource(wsID, from, to, nil, f, srcPages, 0)
 	return where, args
 }
 
@@ -666,11 +707,11 @@ func (s *Store) AnalyticsByCurrency(ctx context.Context, wsID int64, from, to he
 	if err := s.SyncClickRollups(ctx); err != nil { // SQLite: count the newest clicks first
 		return nil, err
 	}
-	src := srcTotals
-	if f.Any() {
-		src = srcBlocks
+	src, folded, err := s.blockSource(ctx, wsID, f)
+	if err != nil {
+		return nil, err
 	}
-	table, where, args := rollupSource(wsID, from, to, nil, f, src)
+	table, where, args := rollupSource(wsID, from, to, nil, f, src, folded)
 	rows, err := s.r.QueryContext(ctx, `SELECT r.currency, `+sumCounts("r.", "r.currency")+` FROM `+table+where+
 		` GROUP BY r.currency ORDER BY r.currency`+s.Dialect.collateC(), args...)
 	if err != nil {

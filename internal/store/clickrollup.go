@@ -44,17 +44,27 @@ type clickTailer struct {
 }
 
 func (s *Store) startClickTailer() {
+	// The days that ended while the server was down, before anything else
+	// writes (an error is retried at the first minute).
+	_ = s.FoldRollups(context.Background())
 	t := &clickTailer{stop: make(chan struct{})}
 	t.done.Add(1)
 	go func() {
 		defer t.done.Done()
 		tick := time.NewTicker(clickRollupEvery)
 		defer tick.Stop()
+		fold := time.NewTicker(foldEvery)
+		defer fold.Stop()
 		for {
 			select {
 			case <-t.stop:
 				return
 			case <-tick.C:
+			case <-fold.C:
+				// Ended days into their blocks (rollupfold.go); errors are
+				// retried at the next minute.
+				_ = s.FoldRollups(context.Background())
+				continue
 			}
 			// Errors (the database briefly busy) are retried at the next
 			// tick; readers catch up on their own meanwhile.

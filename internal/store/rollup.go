@@ -213,14 +213,15 @@ func loadLocation(name string) *time.Location {
 // (rollupStmts); PostgreSQL sends each table's rows as arrays in one
 // statement.
 var (
-	qRollupState = `SELECT timezone FROM rollup_state WHERE workspace_id = $1`
+	qRollupState = `SELECT timezone, folded_to FROM rollup_state WHERE workspace_id = $1`
 	// A workspace's first event pins its rollups to its current time zone.
 	qRollupStateInit = `INSERT INTO rollup_state (workspace_id, timezone)
 		VALUES ($1, COALESCE((SELECT timezone FROM workspace_settings WHERE workspace_id = $1), 'UTC'))
 		ON CONFLICT (workspace_id) DO NOTHING`
-	qRollupDim  = upsertOne("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"}, countCols)
-	qRollupTot  = upsertOne("rollup_totals", []string{"workspace_id", "day", "shard", "currency"}, countCols)
-	qRollupPage = upsertOne("rollup_pages", []string{"workspace_id", "affiliate_id", "day", "host", "path", "program_id", "link_id"}, []string{"pageviews"})
+	qRollupStateFold = `UPDATE rollup_state SET folded_to = $1 WHERE workspace_id = $2`
+	qRollupDim       = upsertOne("rollup_daily", []string{"workspace_id", "span", "day", "program_id", "affiliate_id", "link_id", "currency", "shard"}, countCols)
+	qRollupTot       = upsertOne("rollup_totals", []string{"workspace_id", "day", "shard", "currency"}, countCols)
+	qRollupPage      = upsertOne("rollup_pages", []string{"workspace_id", "affiliate_id", "day", "host", "path", "program_id", "link_id"}, []string{"pageviews"})
 	// Clicks only (SQLite): the click writer's rows change one counter, so
 	// they bind 9 values instead of 22 and update one column; the four span
 	// rows of a key go in one statement.
@@ -342,7 +343,7 @@ func upsertArrays(table string, keys, keyTypes, counters []string) string {
 
 // rollupQueries are the statements SQLite prepares on the writer connection.
 func (s *Store) rollupQueries() []string {
-	return []string{qRollupState + s.Dialect.keyShare(), qRollupStateInit, qRollupDim, qRollupTot, qRollupPage,
+	return []string{qRollupState + s.Dialect.keyShare(), qRollupStateInit, qRollupStateFold, qRollupDim, qRollupTot, qRollupPage,
 		s.Dialect.qRollupProd(), qRollupSession, qRollupDimClick, qRollupDimClick4, qRollupTotClick, qRollupDim4,
 		qRollupDimOrder, qRollupDimOrder4}
 }
@@ -370,17 +371,20 @@ type rollup struct {
 	// are read summed over shards, so which one a click lands in is free.
 	clickShard int
 	locs       map[int64]*time.Location
-	dims       map[dimKey]*heldsway.Counts
-	tots       map[totKey]*heldsway.Counts
-	sess       map[sessKey]bool
-	pages      map[pageKey]int64
-	prods      map[prodKey]*prodVal
+	// folded holds each workspace's fold watermark, read with its zone
+	// (absent: none, every span written; see rollupfold.go).
+	folded map[int64]heldsway.Day
+	dims   map[dimKey]*heldsway.Counts
+	tots   map[totKey]*heldsway.Counts
+	sess   map[sessKey]bool
+	pages  map[pageKey]int64
+	prods  map[prodKey]*prodVal
 }
 
 // newRollup starts the rollup changes of tx. prepared may be nil.
 func (s *Store) newRollup(ctx context.Context, tx sqlQuerier, prepared map[string]*sql.Stmt) *rollup {
 	return &rollup{s: s, ctx: ctx, tx: tx, prepared: prepared, locs: map[int64]*time.Location{},
-		dims: map[dimKey]*heldsway.Counts{}, tots: map[totKey]*heldsway.Counts{}}
+		folded: map[int64]heldsway.Day{}, dims: map[dimKey]*heldsway.Counts{}, tots: map[totKey]*heldsway.Counts{}}
 }
 
 func (r *rollup) stmt(q string) *sql.Stmt {
@@ -431,19 +435,36 @@ func (r *rollup) loc(ws int64) (*time.Location, error) {
 		return l, nil
 	}
 	q := qRollupState + r.s.Dialect.keyShare()
-	var tz string
-	err := r.row(q, ws).Scan(&tz)
+	var (
+		tz     string
+		folded sql.NullInt64
+	)
+	err := r.row(q, ws).Scan(&tz, &folded)
+	created := false
 	if errors.Is(err, sql.ErrNoRows) {
 		if _, err := r.exec(qRollupStateInit, ws); err != nil {
 			return nil, err
 		}
-		err = r.row(q, ws).Scan(&tz)
+		err = r.row(q, ws).Scan(&tz, &folded)
+		created = true
 	}
 	if err != nil {
 		return nil, err
 	}
 	l := loadLocation(tz)
+	if created && !r.s.Dialect.IsPostgres() {
+		// A workspace's first event: it has no rollup rows, so its days fold
+		// from today on (rollupfold.go).
+		today := heldsway.DayOf(r.s.Now(), l)
+		if _, err := r.exec(qRollupStateFold, int32(today), ws); err != nil {
+			return nil, err
+		}
+		folded = sql.NullInt64{Int64: int64(today), Valid: true}
+	}
 	r.locs[ws] = l
+	if folded.Valid {
+		r.folded[ws] = heldsway.Day(folded.Int64)
+	}
 	if r.s.Dialect.IsPostgres() {
 		r.s.rollupZones.Store(ws, tz)
 	}
@@ -610,13 +631,19 @@ func (r *rollup) flush() error {
 		return err
 	}
 	pg := r.s.Dialect.IsPostgres()
-	// Every day's change goes to the day and to the blocks holding it.
+	// Every day's change goes to the day and to the blocks holding it; from
+	// the workspace's fold watermark on, to the day only (rollupfold.go).
 	spans := make(map[dimKey]*heldsway.Counts, len(r.dims)*len(rollupSpans))
 	for k, c := range r.dims {
 		if c.IsZero() {
 			continue
 		}
+		f, ok := r.folded[k.ws]
+		dayOnly := ok && k.day >= f
 		for _, s := range rollupSpans {
+			if dayOnly && s != 1 {
+				continue
+			}
 			k2 := k
 			k2.span, k2.day = s, spanStart(k.day, s)
 			if p := spans[k2]; p != nil {

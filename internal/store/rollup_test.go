@@ -406,3 +406,115 @@ func diffLines(a, b []string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// On SQLite, the days from a workspace's fold watermark on keep only their
+// day rows until folded (rollupfold.go). The analytics read the same figures
+// whatever the watermark (checked against a rebuild, which writes every
+// span), and once every ended day is folded the rollup rows equal a rebuild's.
+func TestRollupFold(t *testing.T) {
+	t.Parallel()
+	st := storetest.Open(t, "sqlite")
+	w := newWorld(t, st, 7, "America/New_York", t0.Add(-60*time.Hour), 120*time.Hour)
+	w.clock.now = w.start.Add(w.span + 48*time.Hour) // after every event of the span
+	first := heldsway.DayOf(w.start, w.loc)
+	today := heldsway.DayOf(w.clock.now, w.loc)
+	folded := func() heldsway.Day {
+		var d *int64
+		if err := st.DB().QueryRow(`SELECT folded_to FROM rollup_state WHERE workspace_id = $1`, w.ws.ID).Scan(&d); err != nil {
+			t.Fatal(err)
+		}
+		if d == nil {
+			return 0
+		}
+		return heldsway.Day(*d)
+	}
+	// As if folding had started on the span's first day, before any event.
+	w.exec(`INSERT INTO rollup_state (workspace_id, timezone, folded_to) VALUES ($1, $2, $3)`,
+		w.ws.ID, w.loc.String(), int32(first.AddDays(1)))
+	w.run(460) // every day of the span, all but the first past the watermark
+	var blocked int
+	if err := st.DB().QueryRow(`SELECT COUNT(*) FROM rollup_daily WHERE workspace_id = $1 AND span > 1 AND day > $2`,
+		w.ws.ID, int32(first)).Scan(&blocked); err != nil {
+		t.Fatal(err)
+	}
+	if blocked != 0 {
+		t.Fatalf("%d block rows start after the watermark's first day %v, want none", blocked, first)
+	}
+
+	// The analytics of every range of the span's days, filtered and not.
+	figures := func() string {
+		t.Helper()
+		var b strings.Builder
+		for from := first.AddDays(-1); from <= first.AddDays(6); from = from.AddDays(1) {
+			for to := from; to <= first.AddDays(6); to = to.AddDays(1) {
+				tot, err := st.AnalyticsTotals(w.ctx, w.ws.ID, from, to, "USD", heldsway.AnalyticsFilter{AffiliateID: w.affs[0].id})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cur, err := st.AnalyticsByCurrency(w.ctx, w.ws.ID, from, to, heldsway.AnalyticsFilter{ProgramID: w.affs[2].prog})
+				if err != nil {
+					t.Fatal(err)
+				}
+				affs, links, campaigns, _, err := st.AnalyticsTables(w.ctx, w.ws.ID, from, to, "USD", heldsway.AnalyticsFilter{}, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&b, "%v..%v totals %+v by currency %+v", from, to, tot, cur)
+				for _, rows := range [][]heldsway.DimRow{affs, links, campaigns} {
+					for _, r := range rows {
+						campaign := ""
+						if r.Campaign != nil {
+							campaign = *r.Campaign
+						}
+						fmt.Fprintf(&b, " [%d %q %d %+v]", r.ID, campaign, r.Links, r.Counts)
+					}
+				}
+				b.WriteString("\n")
+			}
+		}
+		return b.String()
+	}
+	withWatermark := figures()
+
+	if err := st.FoldRollups(w.ctx); err != nil { // every day of the span has ended
+		t.Fatal(err)
+	}
+	if got := folded(); got != today {
+		t.Fatalf("watermark after folding %v, want today %v", got, today)
+	}
+	if got := figures(); got != withWatermark {
+		t.Fatalf("the analytics changed when the days were folded:\n%s", firstDiff(withWatermark, got))
+	}
+	inc := rollupRows(t, st, w.ws.ID)
+	if _, err := st.RebuildRollups(w.ctx, w.ws.ID); err != nil {
+		t.Fatal(err)
+	}
+	if folded() != 0 {
+		t.Fatal("a rebuild kept the watermark")
+	}
+	if d := diffLines(inc, rollupRows(t, st, w.ws.ID)); d != "" {
+		t.Fatalf("folded and rebuilt rollups differ (- folded, + rebuilt):\n%s", d)
+	}
+	if got := figures(); got != withWatermark {
+		t.Fatalf("the analytics of a rebuild differ from those read with the watermark:\n%s", firstDiff(withWatermark, got))
+	}
+	// The first fold after the rebuild starts tomorrow: today's rows have
+	// their blocks already.
+	if err := st.FoldRollups(w.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := folded(); got != today.AddDays(1) {
+		t.Fatalf("watermark after the rebuild's first fold %v, want the day after %v", got, today)
+	}
+}
+
+// firstDiff shows the first line where a and b differ.
+func firstDiff(a, b string) string {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range min(len(la), len(lb)) {
+		if la[i] != lb[i] {
+			return "- " + la[i] + "\n+ " + lb[i]
+		}
+	}
+	return fmt.Sprintf("%d lines against %d", len(la), len(lb))
+}

@@ -96,7 +96,8 @@ func (s *Store) RebuildRollups(ctx context.Context, wsID int64) (*RebuildResult,
 		if err := tx.QueryRowContext(ctx, `SELECT timezone FROM rollup_state WHERE workspace_id = $1`+lock, wsID).Scan(&old); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE rollup_state SET timezone = $1, rebuilt_at = $2 WHERE workspace_id = $3`,
+		// Every row is written again, at all four spans: nothing is folded.
+		if _, err := tx.ExecContext(ctx, `UPDATE rollup_state SET timezone = $1, rebuilt_at = $2, folded_to = NULL WHERE workspace_id = $3`,
 			tz, ts(s.Now()), wsID); err != nil {
 			return err
 		}
@@ -172,8 +173,11 @@ func (s *Store) rebuildDay(ctx context.Context, wsID int64, d heldsway.Day, tzNa
 		if err := s.catchUpClicks(ctx, tx); err != nil {
 			return err
 		}
-		var tz string
-		if err := tx.QueryRowContext(ctx, `SELECT timezone FROM rollup_state WHERE workspace_id = $1`+lock, wsID).Scan(&tz); err != nil {
+		var (
+			tz     string
+			folded sql.NullInt64
+		)
+		if err := tx.QueryRowContext(ctx, `SELECT timezone, folded_to FROM rollup_state WHERE workspace_id = $1`+lock, wsID).Scan(&tz, &folded); err != nil {
 			return err
 		}
 		if tz != tzName {
@@ -184,6 +188,9 @@ func (s *Store) rebuildDay(ctx context.Context, wsID int64, d heldsway.Day, tzNa
 		// the 4-, 16- and 64-day blocks holding the day get it too.
 		r := s.newRollup(ctx, tx, nil)
 		r.locs[wsID] = loc
+		if folded.Valid { // the fold job ran since the rebuild began: its watermark holds here too
+			r.folded[wsID] = heldsway.Day(folded.Int64)
+		}
 		if err := r.subtractDay(wsID, d); err != nil {
 			return err
 		}
