@@ -186,6 +186,9 @@ func (s *Store) blockSource(ctx context.Context, wsID int64, f heldsway.Analytic
 // older watermark reads more day rows, which every day has, and only blocks
 // that were complete already.
 func (s *Store) rollupFolded(ctx context.Context, wsID int64) (heldsway.Day, error) {
+	if s.Dialect.IsPostgres() {
+		return 0, nil // nothing folds there: no query for it
+	}
 	var f sql.NullInt64
 	err := s.queryRowHot(ctx, `SELECT folded_to FROM rollup_state WHERE workspace_id = $1`, wsID).Scan(&f)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -109,12 +109,14 @@ func scanConvAffiliate(sc scanner, lead ...any) (*convAffiliate, error) {
 
 // attribution is the evidence that credited an order.
 type attribution struct {
-	method   string
-	aff      *convAffiliate // nil: unattributed
-	linkID   *int64
-	rules    bool // the link has active commission rules
-	clickID  string
-	couponID *int64
+	method string
+	aff    *convAffiliate // nil: unattributed
+	linkID *int64
+	// rulesLink is linkID when that link has active commission rules (else
+	// nil): the rules are read only then.
+	rulesLink *int64
+	clickID   string
+	couponID  *int64
 }
 
 // convCustomer is a customers row as attribution and binding need it.
@@ -320,11 +322,7 @@ func (s *Store) createConversion(q *convQ, wsID int64, in *heldsway.ConversionIn
 		if a.prog.currency != cur.Code {
 			return nil, heldsway.ErrCurrencyMismatch(cur.Code, a.prog.currency)
 		}
-		ruled := att.linkID
-		if !att.rules {
-			ruled = nil
-		}
-		if calc, err = commissionInput(q, wsID, in, a, ruled, calc); err != nil {
+		if calc, err = commissionInput(q, wsID, in, a, att.rulesLink, calc); err != nil {
 			return nil, err
 		}
 		o.Affiliate = &heldsway.OrderAffiliate{ID: a.id, Name: a.name, ReferralCode: a.code}
@@ -624,7 +622,9 @@ func attributeClick(q *convQ, wsID int64, clickID string, at time.Time) (attribu
 	att := attribution{method: heldsway.AttributionClick, aff: a, clickID: clickID}
 	if linkID != 0 { // 0: a ?ref= landing the storefront reported, through no link
 		att.linkID = &linkID
-		att.rules = rules
+		if rules {
+			att.rulesLink = att.linkID
+		}
 	}
 	return att, true, nil
 }

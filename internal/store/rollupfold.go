@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strconv"
 	"strings"
 	"time"
 
@@ -38,11 +37,11 @@ import (
 // foldEvery is how often the tailer looks for ended days to fold.
 const foldEvery = time.Minute
 
-// qFoldSpan adds one day's rows (span 1, day $2) to their blocks of span
-// %SPAN% starting on day $3.
+// qFoldSpan adds one day's rows (span 1, day $2) to their blocks of span $4
+// starting on day $3.
 var qFoldSpan = `INSERT INTO rollup_daily (workspace_id, span, day, program_id, affiliate_id, link_id, currency, shard, ` +
 	strings.Join(countCols, ", ") + `)
-	SELECT workspace_id, %SPAN%, $3, program_id, affiliate_id, link_id, currency, shard, ` + strings.Join(countCols, ", ") + `
+	SELECT workspace_id, $4, $3, program_id, affiliate_id, link_id, currency, shard, ` + strings.Join(countCols, ", ") + `
 	FROM rollup_daily WHERE workspace_id = $1 AND span = 1 AND day = $2
 	ON CONFLICT (workspace_id, span, day, program_id, affiliate_id, link_id, currency, shard) DO UPDATE SET ` +
 	upsertSet("rollup_daily", countCols)
@@ -122,8 +121,7 @@ func (s *Store) foldDay(ctx context.Context, ws int64, tz string, d heldsway.Day
 			if span == 1 {
 				continue
 			}
-			q := strings.Replace(qFoldSpan, "%SPAN%", strconv.Itoa(span), 1)
-			if _, err := tx.ExecContext(ctx, q, ws, int32(d), int32(spanStart(d, span))); err != nil {
+			if _, err := tx.ExecContext(ctx, qFoldSpan, ws, int32(d), int32(spanStart(d, span)), span); err != nil {
 				return err
 			}
 		}
