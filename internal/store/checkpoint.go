@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +45,25 @@ const checkpointEvery = 250 * time.Millisecond
 // every few seconds, and a page lookup searches at most 16 index segments).
 const walRestartPages = 65536
 
+// The writer rewrites the WAL from its start after each restart, and a
+// frame (a page and its 24-byte header) covers file blocks in part: where
+// such a block's page is no longer in the page cache, the writer's pwrite
+// reads it from disk first, inside the commit. Page cache not touched for a
+// few seconds is reclaimed (on the benchmark machine, with 22 GB free, the
+// host takes it back; anywhere, under memory pressure), and a restart
+// rewrites blocks last written seconds before: perf (block:block_rq_issue)
+// showed ~700 such reads in 15 s of the conversion benchmark, each in a
+// writer's pwrite (ext4_block_write_begin → ext4_read_bh_lock), stalling
+// commits 10–15 ms at a time. So the checkpointer reads the WAL ahead of the
+// writer (warmWAL), and the writer finds its blocks cached. posix_fadvise
+// WILLNEED did not do it: on that machine the pages stayed out; a read
+// brings them in, and from the cache costs a copy (~0.2 ms per MB).
+
+// walWarm is how far ahead of the writer the WAL is read: at the conversion
+// writer's peak (~45 MB/s of frames) about three quarters of a second, three
+// ticks.
+const walWarm = 32 << 20
+
 // walRestartWait bounds how long a RESTART checkpoint waits for readers (and
 // so how long it can hold writers off): a long read makes it give up, and the
 // next tick tries again.
@@ -53,6 +74,14 @@ type checkpointer struct {
 	w  *sql.DB // the writer's (restart)
 	// dir holds the database; restart flushes its file system first.
 	dir string
+	// wal is the WAL's path, frameSize a frame's size in it, and warmed the
+	// offset up to which warmWAL has read it since the writer last began it
+	// again.
+	wal       string
+	frameSize int64
+	warmed    int64
+	lastPos   int64
+	buf       []byte
 	// restartAt is walRestartPages; tests lower it.
 	restartAt atomic.Int64
 	stop      chan struct{}
@@ -61,8 +90,8 @@ type checkpointer struct {
 	err       error
 }
 
-func startCheckpointer(db, w *sql.DB, dir string) *checkpointer {
-	c := &checkpointer{db: db, w: w, dir: dir, stop: make(chan struct{})}
+func startCheckpointer(db, w *sql.DB, path string) *checkpointer {
+	c := &checkpointer{db: db, w: w, dir: filepath.Dir(path), wal: path + "-wal", stop: make(chan struct{})}
 	c.restartAt.Store(walRestartPages)
 	c.done.Add(1)
 	go c.run()
@@ -72,6 +101,9 @@ func startCheckpointer(db, w *sql.DB, dir string) *checkpointer {
 func (c *checkpointer) run() {
 	defer c.done.Done()
 	c.optimize("=0x10002")
+	pageSize := int64(4096)
+	_ = c.db.QueryRow(`PRAGMA page_size`).Scan(&pageSize)
+	c.frameSize = walFrameHeader + pageSize
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
 	opt := time.NewTicker(optimizeEvery)
@@ -81,12 +113,20 @@ func (c *checkpointer) run() {
 		case <-c.stop:
 			return
 		case <-t.C:
-			if int64(c.checkpoint("PASSIVE")) > c.restartAt.Load() {
-				c.restart()
-			}
+			c.tick()
 		case <-opt.C:
 			c.optimize("")
 		}
+	}
+}
+
+// tick checkpoints, then restarts the WAL if it is past its limit, or reads
+// it ahead of the writer.
+func (c *checkpointer) tick() {
+	if frames := c.checkpoint("PASSIVE"); int64(frames) > c.restartAt.Load() {
+		c.restart()
+	} else {
+		c.warmWAL(walHeader + int64(frames)*c.frameSize)
 	}
 }
 
@@ -121,6 +161,13 @@ func (c *checkpointer) optimize(mask string) {
 	_, _ = conn.ExecContext(ctx, `PRAGMA optimize`+mask)
 }
 
+// The WAL file's layout (sqlite.org/fileformat.html, "WAL File Format"): a
+// header, then frames of a header and a page each.
+const (
+	walHeader      = 32
+	walFrameHeader = 24
+)
+
 // checkpoint runs a checkpoint and returns the WAL's size in pages (0 if it
 // failed).
 func (c *checkpointer) checkpoint(mode string) (logPages int) {
@@ -131,6 +178,36 @@ func (c *checkpointer) checkpoint(mode string) (logPages int) {
 	var busy, done int
 	_ = c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &logPages, &done)
 	return logPages
+}
+
+// warmWAL reads the WAL from pos, the writer's position, to pos+walWarm,
+// skipping what it read at the previous ticks, so that the writer finds the
+// blocks it rewrites in the page cache. Errors and the file's end stop it:
+// nothing depends on it, and past the end the writer needs no read.
+func (c *checkpointer) warmWAL(pos int64) {
+	if pos < c.lastPos || c.warmed < pos { // the writer began the WAL again, or went past
+		c.warmed = pos
+	}
+	c.lastPos = pos
+	end := pos + walWarm
+	if c.warmed >= end {
+		return
+	}
+	f, err := os.Open(c.wal) // SQLite takes no locks on the WAL: closing this drops none
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if c.buf == nil {
+		c.buf = make([]byte, 1<<20)
+	}
+	for c.warmed < end {
+		n, err := f.ReadAt(c.buf[:min(int64(len(c.buf)), end-c.warmed)], c.warmed)
+		c.warmed += int64(n)
+		if err != nil {
+			return
+		}
+	}
 }
 
 // restart has the WAL start over. It first runs a PASSIVE checkpoint and
@@ -147,6 +224,7 @@ func (c *checkpointer) checkpoint(mode string) (logPages int) {
 func (c *checkpointer) restart() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	c.warmWAL(0) // where the writer goes on after it
 	// Twice: what the writer wrote during the first round (tens of ms of
 	// syncing) is copied and synced in the second, so the RESTART's own
 	// copy and fsyncs, which hold the writer, and the first commit after it

@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	mrand "math/rand/v2"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -189,7 +188,7 @@ func open(dsn string) (*Store, error) {
 	c.SetConnMaxLifetime(0)
 	c.SetConnMaxIdleTime(0)
 	s.Dialect, s.w, s.r, s.path = Dialect{Name: "sqlite"}, w, r, path
-	s.ckpt = startCheckpointer(c, w, filepath.Dir(path))
+	s.ckpt = startCheckpointer(c, w, path)
 	s.tokens = newTokenWriter(s)
 	s.idem = newGroupCommitter(s)
 	return s, nil
