@@ -58,7 +58,7 @@ func (m *metrics) trackStats(stats func() track.Stats) {
 			func(s track.Stats) int64 { return s.Bots }))
 }
 
-// conversionStats exports the SQLite conversion writer's counters:
+// conversionStats exports the conversion writers' counters:
 // conversions per batch is its group commit's batch size; reruns and
 // conversions retried alone count the batches a conversion spoiled.
 func (m *metrics) conversionStats(stats func() store.ConversionWriterStats) {
@@ -67,16 +67,16 @@ func (m *metrics) conversionStats(stats func() store.ConversionWriterStats) {
 			func() float64 { return float64(v(stats())) })
 	}
 	m.reg.MustRegister(
-		counter("heldsway_conversion_writer_conversions_total", "Conversions answered by the SQLite conversion writer (group commit).",
+		counter("heldsway_conversion_writer_conversions_total", "Conversions answered by the conversion writers (group commit).",
 			func(s store.ConversionWriterStats) int64 { return s.Conversions }),
-		counter("heldsway_conversion_writer_batches_total", "Transactions the SQLite conversion writer committed.",
+		counter("heldsway_conversion_writer_batches_total", "Transactions the conversion writers committed.",
 			func(s store.ConversionWriterStats) int64 { return s.Batches }),
 		counter("heldsway_conversion_writer_reruns_total", "Batches run again without a conversion that failed them.",
 			func(s store.ConversionWriterStats) int64 { return s.Reruns }),
 		counter("heldsway_conversion_writer_alone_total", "Conversions retried in a transaction of their own after their batch failed.",
 			func(s store.ConversionWriterStats) int64 { return s.Alone }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "heldsway_conversion_writer_busy_seconds_total",
-			Help: "Time the SQLite conversion writer spent recording batches; its rate is the writer's utilisation (1: saturated)."},
+			Help: "Time the conversion writers spent recording batches, summed; its rate is their utilisation (SQLite has one writer, saturated at 1; PostgreSQL four)."},
 			func() float64 { return stats().Busy.Seconds() }))
 }
 

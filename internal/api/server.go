@@ -114,9 +114,11 @@ func (s *Server) build() {
 	if st, ok := s.Tracker.(interface{ Stats() track.Stats }); ok {
 		s.metrics.trackStats(st.Stats)
 	}
-	if s.Store != nil && !s.Store.Dialect.IsPostgres() {
+	if s.Store != nil {
 		s.metrics.conversionStats(s.Store.ConversionWriterStats)
-		s.metrics.clickJournalStats(s.Store.ClickJournalStats)
+		if !s.Store.Dialect.IsPostgres() {
+			s.metrics.clickJournalStats(s.Store.ClickJournalStats)
+		}
 	}
 	s.mux = http.NewServeMux()
 

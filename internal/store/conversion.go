@@ -194,16 +194,10 @@ const (
 		$24, $25, $26, $26)
 		ON CONFLICT (workspace_id, order_id) DO NOTHING RETURNING id`
 	qConvOrderExisting = `SELECT id FROM orders WHERE workspace_id = $1 AND order_id = $2`
-	// The audit entry and events, as record.go writes them, prepared here.
-	qConvAudit     = qConvAuditHead + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	// The audit entry and events, as record.go writes them, in a batch's rows (convRows).
 	qConvAuditHead = `INSERT INTO audit_log
 		(workspace_id, actor_type, actor_id, action, resource_type, resource_id, changes, request_id, ip, created_at) VALUES `
-	qConvItemHead = `INSERT INTO order_items (workspace_id, order_id, product_id, name, category, quantity, price) VALUES `
-	// The order's events in one statement: conversion.created and one
-	// commission.accrued per line (at most two), so three texts.
-	qConvEvents1          = qConvEventsHead + `($1, 'conversion.created', 'order', $2, $3, $4)`
-	qConvEvents2          = qConvEvents1 + `, ($1, 'commission.accrued', 'commission', $5, $6, $4)`
-	qConvEvents3          = qConvEvents2 + `, ($1, 'commission.accrued', 'commission', $7, $8, $4)`
+	qConvItemHead         = `INSERT INTO order_items (workspace_id, order_id, product_id, name, category, quantity, price) VALUES `
 	qConvCommissionInsert = `INSERT INTO commissions (workspace_id, order_id, affiliate_id, tier, currency,
 		amount, rate, rule, base_amount, explanation, status, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id`
@@ -243,23 +237,19 @@ func convClickQuery(visitorClicks string) string {
 
 const qConvEventsHead = `INSERT INTO events (workspace_id, type, resource_type, resource_id, data, created_at) VALUES `
 
-// convQ runs the conversion's statements in one transaction: a *sql.Tx on
-// PostgreSQL, the writer's connection inside its own BEGIN on SQLite (see
-// connTx). On SQLite the texts are compiled once per connection by its
-// statement cache (cachedConn); pgx caches prepared statements itself.
+// convQ runs a batch's statements in one transaction, on a connection of the
+// write pool inside the BEGIN of connTx. On SQLite the texts are compiled once
+// per connection by its statement cache (cachedConn); pgx caches prepared
+// statements itself.
 type convQ struct {
 	ctx context.Context
 	db  sqlQuerier
-	// precheck looks a duplicate order_id up before anything is written, so a
-	// duplicate in a group-committed batch leaves nothing to undo (the
-	// batch's writer is the only writer: nothing can come in between).
-	precheck bool
 	// sqlite runs SQLite's text of the click attribution (qConvClickSQLite).
 	sqlite bool
 	rollup *rollup // the transaction's rollup changes, flushed by its owner before the commit
-	// batchRows, when set, collects the order items, audit entries and events for
-	// its owner to write in multi-row statements before the commit
-	// (convRows.write): the SQLite writer's batch.
+	// batchRows collects the order items, audit entries and events for the
+	// batch's writer to write in multi-row statements before the commit
+	// (convRows.write).
 	batchRows *convRows
 }
 
@@ -291,14 +281,12 @@ func (q *convQ) exec(query string, args ...any) (sql.Result, error) {
 // commit; the group-commit writer then retries each conversion of the batch
 // alone.
 func (s *Store) createConversion(q *convQ, wsID int64, in *heldsway.ConversionInput, now time.Time) (*heldsway.Order, error) {
-	if q.precheck {
-		var existing int64
-		err := q.row(qConvOrderExisting, wsID, in.OrderID).Scan(&existing)
-		if err == nil {
-			return nil, heldsway.DuplicateOrder(in.OrderID, existing)
-		} else if !errors.Is(err, sql.ErrNoRows) {
-			return nil, err
-		}
+	var existing int64
+	err := q.row(qConvOrderExisting, wsID, in.OrderID).Scan(&existing)
+	if err == nil {
+		return nil, heldsway.DuplicateOrder(in.OrderID, existing)
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
 	}
 	att, cust, err := s.attribute(q, wsID, in)
 	if err != nil {
@@ -358,10 +346,6 @@ func (s *Store) createConversion(q *convQ, wsID int64, in *heldsway.ConversionIn
 	}
 
 	if err := s.writeConversion(q, o, in, cust, att, res, selfReferral); err != nil {
-		var he *heldsway.Error
-		if errors.As(err, &he) && he.Code == heldsway.ECONFLICT && !q.precheck {
-			return nil, err // the duplicate found by the insert itself: nothing written before it matters, the transaction rolls back
-		}
 		return nil, convWriteError{err}
 	}
 	if err := q.rollup.orderChange(nil, o); err != nil {
@@ -386,9 +370,7 @@ func (s *Store) writeConversion(q *convQ, o *heldsway.Order, in *heldsway.Conver
 	if err := insertOrder(q, o); err != nil {
 		return err
 	}
-	if err := insertOrderItems(q, o); err != nil {
-		return err
-	}
+	insertOrderItems(q, o)
 	for _, l := range res.Lines {
 		c := &heldsway.Commission{WorkspaceID: o.WorkspaceID, OrderID: o.ID, OrderRef: o.OrderID, AffiliateID: l.AffiliateID,
 			Tier: l.Tier, Currency: o.Currency, Amount: l.Amount, Rate: l.RateBP(), Rule: string(l.Rule),
@@ -437,35 +419,14 @@ func (s *Store) recordConversionChange(q *convQ, o *heldsway.Order, in *heldsway
 		actorID = sql.NullInt64{Int64: a.ID, Valid: true}
 	}
 	at := ts(s.Now())
-	if r := q.batchRows; r != nil {
-		r.audit = append(r.audit, o.WorkspaceID, a.Type, actorID, "conversion.create", "order", nullID(o.ID), string(changes),
-			nullStr(a.RequestID), nullStr(a.IP), at)
-		r.events = append(r.events, o.WorkspaceID, "conversion.created", "order", o.ID, string(data), at)
-		for i, c := range o.Commissions {
-			r.events = append(r.events, o.WorkspaceID, "commission.accrued", "commission", c.ID, string(lines[i]), at)
-		}
-		return nil
-	}
-	if _, err := q.exec(qConvAudit, o.WorkspaceID, a.Type, actorID, "conversion.create", "order", nullID(o.ID), string(changes),
-		nullStr(a.RequestID), nullStr(a.IP), at); err != nil {
-		return err
-	}
-	args := []any{o.WorkspaceID, o.ID, string(data), at}
+	r := q.batchRows
+	r.audit = append(r.audit, o.WorkspaceID, a.Type, actorID, "conversion.create", "order", nullID(o.ID), string(changes),
+		nullStr(a.RequestID), nullStr(a.IP), at)
+	r.events = append(r.events, o.WorkspaceID, "conversion.created", "order", o.ID, string(data), at)
 	for i, c := range o.Commissions {
-		args = append(args, c.ID, string(lines[i]))
+		r.events = append(r.events, o.WorkspaceID, "commission.accrued", "commission", c.ID, string(lines[i]), at)
 	}
-	text := qConvEventsHead
-	switch len(o.Commissions) {
-	case 0, 1, 2: // the engine's tiers: one of the prepared texts
-		text = []string{qConvEvents1, qConvEvents2, qConvEvents3}[len(o.Commissions)]
-	default:
-		text = qConvEvents1
-		for i := range o.Commissions {
-			text += fmt.Sprintf(", ($1, 'commission.accrued', 'commission', $%d, $%d, $4)", 5+2*i, 6+2*i)
-		}
-	}
-	_, err = q.exec(text, args...)
-	return err
+	return nil
 }
 
 // creationChanges cuts the audit changes of an order's creation from its
@@ -805,49 +766,21 @@ func insertOrder(q *convQ, o *heldsway.Order) error {
 // orderItemCols is the parameter count of one order_items row.
 const orderItemCols = 7
 
-// insertOrderItems writes the order's line items: in the SQLite batch's
-// rows (convRows, anonymous parameters, at most 16 rows to a statement: a
-// long statement with numbered parameters would bind in time quadratic in
-// its size), or on PostgreSQL in one multi-row statement (500 items × 7
-// parameters stay below its parameter limit).
-func insertOrderItems(q *convQ, o *heldsway.Order) error {
-	if len(o.Items) == 0 {
-		return nil
+// insertOrderItems adds the order's line items to the batch's rows (convRows).
+func insertOrderItems(q *convQ, o *heldsway.Order) {
+	r := q.batchRows
+	for _, it := range o.Items {
+		r.items = append(r.items, o.WorkspaceID, o.ID, nullStr(it.ProductID), nullStr(it.Name), nullStr(it.Category),
+			it.Quantity, it.Price)
 	}
-	if r := q.batchRows; r != nil {
-		for _, it := range o.Items {
-			r.items = append(r.items, o.WorkspaceID, o.ID, nullStr(it.ProductID), nullStr(it.Name), nullStr(it.Category),
-				it.Quantity, it.Price)
-		}
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString(qConvItemHead)
-	args := make([]any, 0, len(o.Items)*orderItemCols)
-	for i, it := range o.Items {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('(')
-		for j := 1; j <= orderItemCols; j++ {
-			if j > 1 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(i*orderItemCols + j))
-		}
-		b.WriteByte(')')
-		args = append(args, o.WorkspaceID, o.ID, nullStr(it.ProductID), nullStr(it.Name), nullStr(it.Category), it.Quantity, it.Price)
-	}
-	_, err := q.exec(b.String(), args...)
-	return err
 }
 
-// convRows are a SQLite batch's order items, audit entries and events,
-// written after its last order in statements of 16, 4 and 1 rows (anonymous
-// parameters, bound by position): a statement's own cost (database/sql, the
-// binding, the engine's set-up) was about as much as its row's, and a
-// conversion wrote four of them.
+// convRows are a batch's order items, audit entries and events, written after
+// its last order in statements of 16, 4 and 1 rows: a statement's own cost
+// (database/sql, the binding, the engine's set-up) was about as much as its
+// row's, and a conversion wrote four of them. On SQLite the parameters are
+// anonymous, bound by position: a long statement with numbered parameters
+// binds in time quadratic in its size there.
 type convRows struct {
 	items, audit, events []any
 }
@@ -860,26 +793,53 @@ var (
 )
 
 type convRowStmts struct {
-	cols            int
-	one, four, many string
+	cols       int
+	sqlite, pg convRowTexts
 }
 
+type convRowTexts struct{ one, four, many string }
+
 func newConvRowStmts(head string, cols int) convRowStmts {
-	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
-	rows := func(n int) string { return head + strings.Repeat(row+", ", n-1) + row }
-	return convRowStmts{cols: cols, one: rows(1), four: rows(4), many: rows(16)}
+	texts := func(param func(i int) string) convRowTexts {
+		rows := func(n int) string {
+			var b strings.Builder
+			b.WriteString(head)
+			for r := range n {
+				if r > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteByte('(')
+				for c := range cols {
+					if c > 0 {
+						b.WriteString(", ")
+					}
+					b.WriteString(param(r*cols + c + 1))
+				}
+				b.WriteByte(')')
+			}
+			return b.String()
+		}
+		return convRowTexts{one: rows(1), four: rows(4), many: rows(16)}
+	}
+	return convRowStmts{cols: cols,
+		sqlite: texts(func(int) string { return "?" }),
+		pg:     texts(func(i int) string { return "$" + strconv.Itoa(i) })}
 }
 
 // exec inserts the rows of args.
 func (st convRowStmts) exec(q *convQ, args []any) error {
+	t := st.pg
+	if q.sqlite {
+		t = st.sqlite
+	}
 	for len(args) > 0 {
 		n := len(args) / st.cols
-		text, k := st.one, 1
+		text, k := t.one, 1
 		switch {
 		case n >= 16:
-			text, k = st.many, 16
+			text, k = t.many, 16
 		case n >= 4:
-			text, k = st.four, 4
+			text, k = t.four, 4
 		}
 		if _, err := q.exec(text, args[:k*st.cols]...); err != nil {
 			return err

@@ -180,6 +180,64 @@ func TestCreateConversionConcurrentDuplicates(t *testing.T) {
 	})
 }
 
+// TestCreateConversionDuplicateAcrossWriters: on PostgreSQL several writers
+// record batches at once, so a retry can reach one writer while the first
+// attempt's batch, on another, has inserted the order and not committed: the
+// retry's lookup cannot see it, its insert waits for that commit, and it must
+// then answer CONFLICT with the order's id and leave nothing of itself (its
+// customer binding included). A trigger holds the first batch open.
+func TestCreateConversionDuplicateAcrossWriters(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		if !st.Dialect.IsPostgres() {
+			t.Skip("SQLite has one writer: each batch sees the ones before it committed")
+		}
+		f := cvSetup(t, st)
+		for _, q := range []string{`CREATE FUNCTION conv_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+				BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$`,
+			`CREATE TRIGGER conv_hold AFTER INSERT ON orders FOR EACH ROW WHEN (NEW.order_id = '#dup') EXECUTE FUNCTION conv_hold()`} {
+			if _, err := st.DB().Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		in := func(id string) heldsway.ConversionInput {
+			c := f.input(id)
+			c.Customer = heldsway.OrderCustomer{Email: id[1:] + "@example.com"}
+			return c
+		}
+		first := make(chan error, 1)
+		var firstOrder *heldsway.Order
+		go func() {
+			var err error
+			firstOrder, err = st.CreateConversion(f.ctx, f.ws.ID, in("#dup"))
+			first <- err
+		}()
+		time.Sleep(150 * time.Millisecond) // the first batch sits in the trigger
+		began := time.Now()
+		_, retryErr := st.CreateConversion(f.ctx, f.ws.ID, in("#dup"))
+		waited := time.Since(began)
+		if err := <-first; err != nil {
+			t.Fatalf("first attempt: %v", err)
+		}
+		var he *heldsway.Error
+		if !errors.As(retryErr, &he) || he.Code != heldsway.ECONFLICT || he.Details["existing_id"] != firstOrder.ID {
+			t.Fatalf("retry: %v (details %v), want CONFLICT with existing_id %d", retryErr, he, firstOrder.ID)
+		}
+		// It met the first batch's uncommitted order, not a committed one.
+		if waited < 200*time.Millisecond {
+			t.Fatalf("retry answered in %v: it did not run beside the first batch", waited)
+		}
+		if _, err := st.CreateConversion(f.ctx, f.ws.ID, in("#next")); err != nil {
+			t.Fatalf("a later conversion: %v", err)
+		}
+		for table, want := range map[string]int{"orders": 2, "commissions": 2, "customers": 2, "audit_log": 2, "events": 4} {
+			if got := f.count(table); got != want {
+				t.Fatalf("%s: %d rows, want %d", table, got, want)
+			}
+		}
+	})
+}
+
 // TestCreateConversionConcurrentNewCustomer: concurrent orders of one new
 // customer share one customers row, bound once.
 func TestCreateConversionConcurrentNewCustomer(t *testing.T) {

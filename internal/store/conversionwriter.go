@@ -13,7 +13,7 @@ import (
 	"github.com/heldsway/heldsway/internal/heldsway"
 )
 
-// Group commit of conversions on SQLite. SQLite has one writer, so a
+// Group commit of conversions. On SQLite, which has one writer, a
 // transaction per conversion serialises them all through BEGIN … COMMIT, and
 // the commit (writing the changed pages to the WAL) was a quarter of a
 // conversion's cost. Instead, callers queue their conversion and wait; one
@@ -35,9 +35,16 @@ import (
 // retried in a transaction of its own. Either way one cannot fail the others
 // (see flush).
 //
-// PostgreSQL takes concurrent writers, and commits of concurrent transactions
-// share their WAL flushes, so there each conversion has its own transaction
-// on the pool.
+// PostgreSQL takes concurrent writers, but a transaction per conversion cost
+// it about a dozen statements and a commit per conversion, each statement
+// opening and locking its table and indexes, and the server's CPU ran out at
+// ~600 conversions/s on two cores. A batch writes its order items, audit
+// entries, events and rollup rows in a statement per table, and commits once.
+// There convWritersPG writers take batches from the same queue, so that one
+// batch's round trips overlap another's; a conversion that another writer's
+// batch recorded first under the same order_id is found by the insert (which
+// waits for that batch's commit), fails its batch, and its rerun answers the
+// duplicate.
 //
 // The writer goroutine exits after convWriterIdle without work and is started
 // again by the next conversion, so it needs no hook in Store.Close.
@@ -56,20 +63,23 @@ const maxConvBatch = 64
 // convBatchTimeout bounds one batch's transaction, independently of any caller.
 const convBatchTimeout = 10 * time.Second
 
+// convWritersPG is how many writers record batches at once on PostgreSQL.
+const convWritersPG = 4
+
 // convWriterIdle is how long a writer waits for work before it exits.
 const convWriterIdle = 2 * time.Second
 
-// ConversionWriterStats counts the SQLite conversion writer's work since the
-// store opened (all zero on PostgreSQL). Conversions ÷ Batches is the group
-// commit's mean batch.
+// ConversionWriterStats counts the conversion writers' work since the store
+// opened. Conversions ÷ Batches is the group commit's mean batch.
 type ConversionWriterStats struct {
 	Conversions int64 // conversions the writer answered
 	Batches     int64 // transactions it committed
 	Reruns      int64 // batches run again without a conversion that spoiled them
 	Alone       int64 // conversions retried in a transaction of their own after their batch failed
-	// Busy is the time the writer spent recording batches (not waiting for
-	// them): over a span, Busy ÷ span is its utilisation, the share of the
-	// one write connection conversions use.
+	// Busy is the time the writers spent recording batches (not waiting for
+	// them), summed: over a span, Busy ÷ span is their utilisation, on SQLite
+	// the share of the one write connection conversions use (on PostgreSQL
+	// it can reach convWritersPG).
 	Busy time.Duration
 }
 
@@ -87,12 +97,15 @@ func (s *Store) ConversionWriterStats() ConversionWriterStats {
 // convWriters holds each store's running writer.
 var convWriters sync.Map // *Store → *convWriter
 
+// convWriter is a store's queue of conversions and the goroutines recording
+// them (one on SQLite, convWritersPG on PostgreSQL).
 type convWriter struct {
 	s    *Store
 	reqs chan *convReq
 	mu   sync.Mutex
 	// pending counts conversions promised to this writer (counted before they
-	// are sent): it exits only when none is, under mu, and is then dead.
+	// are sent): its goroutines exit only when none is, under mu, and it is
+	// then dead.
 	pending int
 	dead    bool
 }
@@ -107,25 +120,9 @@ type convReq struct {
 	done chan struct{}
 }
 
-// recordConversion records a validated conversion: through the group-commit
-// writer on SQLite, in a transaction of its own on PostgreSQL.
+// recordConversion records a validated conversion through the group-commit
+// writer.
 func (s *Store) recordConversion(ctx context.Context, wsID int64, in *heldsway.ConversionInput, now time.Time) (*heldsway.Order, error) {
-	if s.Dialect.IsPostgres() {
-		// Attribution reads clicks: this server's journaled ones first.
-		if err := s.syncClicks(ctx); err != nil {
-			return nil, err
-		}
-		var o *heldsway.Order
-		err := s.tx(ctx, func(tx *sql.Tx) error {
-			q := &convQ{ctx: ctx, db: tx, rollup: s.newRollup(ctx, tx, nil)}
-			var err error
-			if o, err = s.createConversion(q, wsID, in, now); err != nil {
-				return err
-			}
-			return q.rollup.flush()
-		})
-		return o, unwrapWrite(err)
-	}
 	r := &convReq{ctx: ctx, wsID: wsID, in: in, now: now, done: make(chan struct{})}
 	if err := s.enqueueConversion(r); err != nil {
 		return nil, err
@@ -155,7 +152,13 @@ func (s *Store) enqueueConversion(r *convReq) error {
 				w = v.(*convWriter)
 			} else {
 				w = nw
-				go w.run()
+				n := 1
+				if s.Dialect.IsPostgres() {
+					n = convWritersPG
+				}
+				for range n {
+					go w.run()
+				}
 			}
 		}
 		w.mu.Lock()
@@ -288,15 +291,16 @@ func (w *convWriter) flush(batch []*convReq) {
 // conversions' errors are in their requests), and failed is the index of the
 // conversion that caused it, -1 if none did.
 //
-// The statements run with contexts that are never done: modernc.org/sqlite
-// starts a goroutine per statement to interrupt it when its context ends, and
-// with a dozen statements per conversion those goroutines (and a timer per
-// request for its deadline) were a tenth of the writer's time. A caller that
-// leaves mid-batch must not interrupt the others' transaction anyway. For the
-// same reason the transaction is not a *sql.Tx (see connTx). The batch's
-// deadline is checked between conversions and before the commit; the
-// conversion's statements are indexed lookups and single-row inserts, so none
-// runs long on its own.
+// On SQLite the statements run with contexts that are never done:
+// modernc.org/sqlite starts a goroutine per statement to interrupt it when its
+// context ends, and with a dozen statements per conversion those goroutines
+// (and a timer per request for its deadline) were a tenth of the writer's
+// time. For the same reason the transaction is not a *sql.Tx (see connTx).
+// The batch's deadline is checked between conversions and before the commit;
+// the conversion's statements are indexed lookups and single-row inserts, so
+// none runs long on its own. On PostgreSQL, where a statement can wait on
+// another transaction's lock, they run with the batch's deadline. Either way
+// a caller that leaves mid-batch does not interrupt the others' transaction.
 func (w *convWriter) record(batch []*convReq) (failed int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), convBatchTimeout)
 	defer cancel()
@@ -307,11 +311,15 @@ func (w *convWriter) record(batch []*convReq) (failed int, err error) {
 		return -1, err
 	}
 	failed = -1
+	pg := s.Dialect.IsPostgres()
 	stmtCtx := context.WithoutCancel(ctx)
+	if pg {
+		stmtCtx = ctx
+	}
 	err = s.connTx(ctx, func(c *sql.Conn) error {
 		// The batch's rollups are flushed once, after its last conversion, and
 		// its order items, audit entries and events written then too.
-		q := &convQ{ctx: stmtCtx, db: c, precheck: true, sqlite: true, rollup: s.newRollup(stmtCtx, c, nil),
+		q := &convQ{ctx: stmtCtx, db: c, sqlite: !pg, rollup: s.newRollup(stmtCtx, c, nil),
 			batchRows: &convRows{}}
 		for i, r := range batch {
 			if err := ctx.Err(); err != nil {
@@ -322,7 +330,7 @@ func (w *convWriter) record(batch []*convReq) (failed int, err error) {
 				continue
 			}
 			// The request's values (the actor the audit entry names).
-			q.ctx = context.WithoutCancel(r.ctx)
+			q.ctx = valuesOf{stmtCtx, r.ctx}
 			if err := w.recordOne(q, r); err != nil {
 				failed = i
 				return err
@@ -341,13 +349,22 @@ func (w *convWriter) record(batch []*convReq) (failed int, err error) {
 	return failed, err
 }
 
-// connTx runs fn in a transaction on the SQLite writer connection, begun and
-// ended by statements of its own rather than as a *sql.Tx: database/sql starts
-// a goroutine for every query of a Tx (to close the rows if the Tx's context
-// ends first), about ten per conversion. fn's statements must use contexts
-// that are never done, or modernc.org/sqlite starts one per statement
-// instead. ctx bounds the wait for the connection and, checked once fn
-// returns, the transaction: past it, the transaction rolls back.
+// valuesOf is a context with ctx's deadline and cancellation and vals' values.
+type valuesOf struct {
+	context.Context
+	vals context.Context
+}
+
+func (c valuesOf) Value(key any) any { return c.vals.Value(key) }
+
+// connTx runs fn in a transaction on a connection of the write pool (on
+// SQLite, its one writer connection), begun and ended by statements of its own
+// rather than as a *sql.Tx: database/sql starts a goroutine for every query of
+// a Tx (to close the rows if the Tx's context ends first), about ten per
+// conversion. On SQLite fn's statements must use contexts that are never done,
+// or modernc.org/sqlite starts one per statement instead. ctx bounds the wait
+// for the connection and, checked once fn returns, the transaction: past it,
+// the transaction rolls back.
 func (s *Store) connTx(ctx context.Context, fn func(c *sql.Conn) error) (err error) {
 	c, err := s.w.Conn(ctx)
 	if err != nil {
@@ -355,7 +372,11 @@ func (s *Store) connTx(ctx context.Context, fn func(c *sql.Conn) error) (err err
 	}
 	defer c.Close()
 	bg := context.WithoutCancel(ctx)
-	if _, err := c.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+	begin := "BEGIN IMMEDIATE" // the write lock now, not at the first write: no deadlock between two upgrading readers
+	if s.Dialect.IsPostgres() {
+		begin = "BEGIN"
+	}
+	if _, err := c.ExecContext(bg, begin); err != nil {
 		return unavailable(err)
 	}
 	if err = fn(c); err == nil {
