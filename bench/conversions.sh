@@ -7,7 +7,8 @@
 #   bash bench/conversions.sh        (on a shared machine: flock /tmp/bench.lock bash bench/conversions.sh)
 #
 # Each engine is measured twice, by bench/conversions (measure), each run after
-# a warm-up of the same load:
+# a warm-up of the same load (on PostgreSQL followed by an ANALYZE, as
+# autovacuum gives a live database: the seed's saw no orders):
 #
 #   1. Closed loop, BENCH_CONC clients: each sends its next request when its
 #      previous one is answered. Its conversions/s is the maximum throughput
