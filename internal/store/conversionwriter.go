@@ -37,17 +37,18 @@ import (
 //
 // PostgreSQL takes concurrent writers, but a transaction per conversion cost
 // it about a dozen statements and a commit per conversion, each statement
-// opening and locking its table and indexes, and the server's CPU ran out at
+// opening and locking its table and indexes, and PostgreSQL's CPU ran out at
 // ~600 conversions/s on two cores. A batch writes its order items, audit
 // entries, events and rollup rows in a statement per table, and commits once.
 // There convWritersPG writers take batches from the same queue, so that one
 // batch's round trips overlap another's; a conversion that another writer's
 // batch recorded first under the same order_id is found by the insert (which
 // waits for that batch's commit), fails its batch, and its rerun answers the
-// duplicate.
+// duplicate. Rollup rows are written in key order, so two batches cannot
+// deadlock on them.
 //
-// The writer goroutine exits after convWriterIdle without work and is started
-// again by the next conversion, so it needs no hook in Store.Close.
+// The writer goroutines exit after convWriterIdle without work and are started
+// again by the next conversion, so they need no hook in Store.Close.
 
 // convLinger is how long a writer under load waits for its batch to reach
 // convLingerBatch. A conversion may wait that long more; a millisecond is
