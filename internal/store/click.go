@@ -186,6 +186,9 @@ func (s *Store) InstallationSecret(ctx context.Context, name string) ([]byte, er
 const clickCols = `INSERT INTO clicks (workspace_id, link_id, affiliate_id, program_id, click_id, visitor_id,
 	ip_hash, user_agent, referrer, landing_query, created_at) VALUES `
 
+// clickColCount is the number of clickCols' columns.
+const clickColCount = 11
+
 // clickChunks are the row counts of the multi-row INSERTs SQLite runs: a
 // batch is cut into these (largest first), so a batch of any size takes a
 // few statements, each prepared once on the writer connection. One row per
@@ -213,19 +216,7 @@ var clickQueries = func() []string {
 	return out
 }()
 
-func insertClicksText(n int) string {
-	var b strings.Builder
-	b.WriteString(clickCols)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('(')
-		b.WriteString("?,?,?,?,?,?,?,?,?,?,?")
-		b.WriteByte(')')
-	}
-	return b.String()
-}
+func insertClicksText(n int) string { return clickCols + valuesRows(n, clickColCount, false) }
 
 // insertClicksPG inserts a whole batch from one array per column: one statement
 // text (so one cached prepared statement) and one round trip for any batch size.

@@ -800,30 +800,11 @@ type convRowStmts struct {
 type convRowTexts struct{ one, four, many string }
 
 func newConvRowStmts(head string, cols int) convRowStmts {
-	texts := func(param func(i int) string) convRowTexts {
-		rows := func(n int) string {
-			var b strings.Builder
-			b.WriteString(head)
-			for r := range n {
-				if r > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteByte('(')
-				for c := range cols {
-					if c > 0 {
-						b.WriteString(", ")
-					}
-					b.WriteString(param(r*cols + c + 1))
-				}
-				b.WriteByte(')')
-			}
-			return b.String()
-		}
+	texts := func(numbered bool) convRowTexts {
+		rows := func(n int) string { return head + valuesRows(n, cols, numbered) }
 		return convRowTexts{one: rows(1), four: rows(4), many: rows(16)}
 	}
-	return convRowStmts{cols: cols,
-		sqlite: texts(func(int) string { return "?" }),
-		pg:     texts(func(i int) string { return "$" + strconv.Itoa(i) })}
+	return convRowStmts{cols: cols, sqlite: texts(false), pg: texts(true)}
 }
 
 // exec inserts the rows of args.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -31,25 +29,10 @@ func sfInsert(n int) string {
 	if q, ok := sfInsertSQL.Load(n); ok {
 		return q.(string)
 	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO storefront_events (workspace_id, type, visitor_id, session_id, affiliate_id, link_id,
+	q := `INSERT INTO storefront_events (workspace_id, type, visitor_id, session_id, affiliate_id, link_id,
 		host, path, referrer, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
 		product_id, product_name, category, amount, currency, quantity, cart_id, order_id, email, customer_id,
-		user_agent, created_at, program_id) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('(')
-		for j := range sfCols {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("$" + strconv.Itoa(i*sfCols+j+1))
-		}
-		b.WriteByte(')')
-	}
-	q := b.String()
+		user_agent, created_at, program_id) VALUES ` + valuesRows(n, sfCols, true)
 	sfInsertSQL.Store(n, q)
 	return q
 }
