@@ -194,7 +194,7 @@ func TestCreateConversionDuplicateAcrossWriters(t *testing.T) {
 		}
 		f := cvSetup(t, st)
 		for _, q := range []string{`CREATE FUNCTION conv_hold() RETURNS trigger LANGUAGE plpgsql AS $$
-				BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$`,
+				BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$`,
 			`CREATE TRIGGER conv_hold AFTER INSERT ON orders FOR EACH ROW WHEN (NEW.order_id = '#dup') EXECUTE FUNCTION conv_hold()`} {
 			if _, err := st.DB().Exec(q); err != nil {
 				t.Fatal(err)
@@ -212,7 +212,19 @@ func TestCreateConversionDuplicateAcrossWriters(t *testing.T) {
 			firstOrder, err = st.CreateConversion(f.ctx, f.ws.ID, in("#dup"))
 			first <- err
 		}()
-		time.Sleep(150 * time.Millisecond) // the first batch sits in the trigger
+		// The retry goes once the first batch sits in the trigger.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			var n int
+			if err := st.DB().QueryRow(`SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the first batch never reached the trigger")
+			}
+		}
 		began := time.Now()
 		_, retryErr := st.CreateConversion(f.ctx, f.ws.ID, in("#dup"))
 		waited := time.Since(began)
@@ -224,7 +236,7 @@ func TestCreateConversionDuplicateAcrossWriters(t *testing.T) {
 			t.Fatalf("retry: %v (details %v), want CONFLICT with existing_id %d", retryErr, he, firstOrder.ID)
 		}
 		// It met the first batch's uncommitted order, not a committed one.
-		if waited < 200*time.Millisecond {
+		if waited < 300*time.Millisecond {
 			t.Fatalf("retry answered in %v: it did not run beside the first batch", waited)
 		}
 		if _, err := st.CreateConversion(f.ctx, f.ws.ID, in("#next")); err != nil {
