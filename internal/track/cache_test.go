@@ -61,7 +61,15 @@ func TestClickIDsSortByTime(t *testing.T) {
 		if id <= prev {
 			t.Fatalf("%q after %q: not in time order", id, prev)
 		}
+		// Exports quote a cell that starts like a formula (=, +, -, @).
+		if !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZ", rune(id[0])) {
+			t.Fatalf("id %q does not start with a letter", id)
+		}
 		prev = id
+	}
+	// After the ids of the earlier layout (the milliseconds alone, so '-').
+	if old := "-P8FOSJSCNQX4wNMEhKNL-"; prev <= old {
+		t.Fatalf("%q sorts before the earlier layout's %q", prev, old)
 	}
 	if url.QueryEscape(prev) != prev {
 		t.Fatalf("%q needs escaping in a URL", prev)

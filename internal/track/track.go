@@ -394,10 +394,14 @@ func decodeID(s string, b *[16]byte) bool {
 	return err == nil && n == 16
 }
 
-// newClickID is 48 bits of milliseconds since the epoch, then 80 random bits.
-// Random ids would land all over the (workspace_id, click_id) unique index, so
-// every click of a batch would dirty (and write to the WAL) a page of its own;
-// time-ordered ones append to the same few pages. 80 bits stay unguessable.
+// newClickID is a set bit, 47 bits of milliseconds since the epoch, then 80
+// random bits. Random ids would land all over the (workspace_id, click_id)
+// unique index, so every click of a batch would dirty (and write to the WAL) a
+// page of its own; time-ordered ones append to the same few pages. 80 bits
+// stay unguessable. The set bit makes the id start with a capital letter ('V'
+// until 2109, 'Z' by 2527): with the milliseconds alone it started with '-',
+// which a spreadsheet reads as a formula, so CSV exports had to quote every
+// one. Ids made before start with '-' and sort before these.
 func (h *Handler) newClickID(now time.Time) [16]byte {
 	b := h.newID()
 	ms := uint64(now.UnixMilli())
@@ -405,6 +409,7 @@ func (h *Handler) newClickID(now time.Time) [16]byte {
 		b[i] = byte(ms)
 		ms >>= 8
 	}
+	b[0] |= 0x80
 	return b
 }
 
