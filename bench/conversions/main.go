@@ -705,8 +705,6 @@ func (r *result) percentiles(all []time.Duration) {
 	}
 }
 
-// verify checks the measured run stored exactly one order per 201 and counts
-// the attributed ones.
 // analyze gives PostgreSQL the planner statistics of the tables the warm-up
 // filled, as autovacuum's ANALYZE does on a live database within a minute or
 // so: the seed's ANALYZE saw no orders and no customers, and the plans the
@@ -726,6 +724,8 @@ func (t *target) analyze() error {
 	return err
 }
 
+// verify checks the measured run stored exactly one order per 201 and counts
+// the attributed ones.
 func (t *target) verify(r *result, prefix string) error {
 	db, err := openDB(t.dsn)
 	if err != nil {

@@ -244,7 +244,8 @@ const qConvEventsHead = `INSERT INTO events (workspace_id, type, resource_type, 
 type convQ struct {
 	ctx context.Context
 	db  sqlQuerier
-	// sqlite runs SQLite's text of the click attribution (qConvClickSQLite).
+	// sqlite runs SQLite's texts: the click attribution's (qConvClickSQLite)
+	// and the batch rows' (convRowStmts).
 	sqlite bool
 	rollup *rollup // the transaction's rollup changes, flushed by its owner before the commit
 	// batchRows collects the order items, audit entries and events for the

@@ -297,35 +297,22 @@ func upsertSet(table string, counters []string) string {
 }
 
 func upsertOne(table string, keys, counters []string) string {
-	ph := make([]string, len(keys)+len(counters))
-	for i := range ph {
-		ph[i] = "$" + strconv.Itoa(i+1)
-	}
-	return `INSERT INTO ` + table + ` (` + strings.Join(keys, ", ") + `, ` + strings.Join(counters, ", ") + `) VALUES (` +
-		strings.Join(ph, ", ") + `) ON CONFLICT (` + strings.Join(keys, ", ") + `) DO UPDATE SET ` + upsertSet(table, counters)
+	return `INSERT INTO ` + table + ` (` + strings.Join(keys, ", ") + `, ` + strings.Join(counters, ", ") + `) VALUES ` +
+		valuesRows(1, len(keys)+len(counters), true) + ` ON CONFLICT (` + strings.Join(keys, ", ") + `) DO UPDATE SET ` +
+		upsertSet(table, counters)
 }
 
 // upsertRows is the upsert of n rows with anonymous parameters: SQLite binds
 // them by position, where numbered ones are looked up by name.
 func upsertRows(table string, keys, counters []string, n int) string {
-	row := "(" + strings.Repeat("?, ", len(keys)+len(counters)-1) + "?)"
-	rows := make([]string, n)
-	for i := range rows {
-		rows[i] = row
-	}
 	return `INSERT INTO ` + table + ` (` + strings.Join(keys, ", ") + `, ` + strings.Join(counters, ", ") + `) VALUES ` +
-		strings.Join(rows, ", ") + ` ON CONFLICT (` + strings.Join(keys, ", ") + `) DO UPDATE SET ` + upsertSet(table, counters)
+		valuesRows(n, len(keys)+len(counters), false) + ` ON CONFLICT (` + strings.Join(keys, ", ") + `) DO UPDATE SET ` + upsertSet(table, counters)
 }
 
 // upsertClicks is the upsert of n rows that add to the clicks counter only,
 // with anonymous parameters (SQLite binds them by position).
 func upsertClicks(table string, keys []string, n int) string {
-	row := "(" + strings.Repeat("?, ", len(keys)) + "?)"
-	rows := make([]string, n)
-	for i := range rows {
-		rows[i] = row
-	}
-	return `INSERT INTO ` + table + ` (` + strings.Join(keys, ", ") + `, clicks) VALUES ` + strings.Join(rows, ", ") +
+	return `INSERT INTO ` + table + ` (` + strings.Join(keys, ", ") + `, clicks) VALUES ` + valuesRows(n, len(keys)+1, false) +
 		` ON CONFLICT (` + strings.Join(keys, ", ") + `) DO UPDATE SET clicks = ` + table + `.clicks + excluded.clicks`
 }
 
